@@ -80,8 +80,9 @@ def _check_shapes(spec: ModelSpec, model: nn.Module, state: dict[str, torch.Tens
     missing, unexpected = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
     wrong = [f"{k}: checkpoint {got[k]} vs model {want[k]}" for k in sorted(want.keys() & got.keys()) if want[k] != got[k]]
     if missing or unexpected or wrong:
-        parts = [f"missing {missing[:5]}" if missing else "", f"unexpected {unexpected[:5]}" if unexpected else "",
-                 f"shape mismatch {wrong[:5]}" if wrong else ""]
+        parts = [f"{len(missing)} missing, e.g. {missing[:3]}" if missing else "",
+                 f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}" if unexpected else "",
+                 f"shape mismatch in {len(wrong)} tensors, e.g. {wrong[:3]}" if wrong else ""]
         raise CheckpointError(f"{spec.name}: checkpoint does not fit the model config: " + "; ".join(p for p in parts if p))
 
 
@@ -98,7 +99,11 @@ def build(spec: ModelSpec) -> nn.Module:
 
 def load(name: str, device: str | torch.device | None = None) -> nn.Module:
     """A zoo model with its shipped weights, in eval mode, parameters frozen, on the best device."""
-    spec = get_spec(name)
+    return load_spec(get_spec(name), device)
+
+
+def load_spec(spec: ModelSpec, device: str | torch.device | None = None) -> nn.Module:
+    """The model a spec describes, weights from its checkpoint (safetensors only), eval mode, frozen."""
     model = build(spec)
     if spec.checkpoint_path is not None:
         state = _read_state(spec, spec.checkpoint_path)
