@@ -7,13 +7,24 @@ through :data:`ATTRIBUTION_METHODS`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
+import numpy as np
 import torch
+from captum.attr import (
+    GradientShap, InputXGradient, IntegratedGradients, LayerIntegratedGradients, NoiseTunnel, Occlusion, Saliency,
+)
+
+from .baselines import make_baselines
+from .forward import ScoreFn, image_batch, predictions, resolve_targets, score_fn, score_labels, target_label
 
 from .params import IG_METHODS, ParamError, Params, baseline_param, param, target_param
 from .results import AttributionResult
+from .run import analysis, halving_on_oom
 from .spec import Inputs, MethodSpec
 
 IG_PAPER = "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks, https://arxiv.org/abs/1703.01365"
@@ -24,6 +35,7 @@ SHAP_PAPER = "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Pred
 OCCLUSION_PAPER = "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks, https://arxiv.org/abs/1311.2901"
 
 FLAG_THRESHOLD = 0.05  # relative completeness error above which a result is flagged
+MIN_GAP = 1e-4  # floor of |F(x) - F(baseline)| in the relative error
 MAX_EVALUATIONS = 1 << 17  # hard cap on n_steps x examples x baseline draws per call
 
 
@@ -109,43 +121,294 @@ def integrated_gradients(model, spec, inputs: Inputs, params: IGParams = IGParam
                          baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
     """Integrated Gradients of the model's target, with F(x), F(baseline) and the completeness error.
 
-    Images: target = a class (ViT logit, capsule length) or a latent mean mu_k (VAEs).
+    Images: target = a class (ViT logit, capsule length) or a latent mean mu_k (VAEs); with the
+    uniform baseline the attributions are averaged over ``baseline_draws`` noise images.
     MiniLM: ``inputs`` are (sentence A, sentence B) pairs; LayerIntegratedGradients on the word
     embeddings of A, target = cosine similarity of A's pooled embedding to B's (constant),
-    baseline = A with every token but [CLS]/[SEP] replaced by [PAD]; scores summed per token.
+    baseline = A with every token but [CLS]/[SEP] replaced by [PAD] (the ``baseline`` param does
+    not apply); scores are summed over the embedding dimension per token.
     Paper: https://arxiv.org/abs/1703.01365
     """
-    raise NotImplementedError
+    if spec.input.modality == "text":
+        return _text_integrated_gradients(model, spec, inputs, params)
+    return _attribute_images(model, spec, inputs, params, "integrated_gradients", _ig, baseline_tensor)
 
 
 def saliency(model, spec, inputs: Inputs, params: SaliencyParams = SaliencyParams(), *,
              baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
     """Saliency map: the gradient of the target with respect to the pixels (https://arxiv.org/abs/1312.6034)."""
-    raise NotImplementedError
+    return _attribute_images(model, spec, inputs, params, "saliency", _saliency, baseline_tensor)
 
 
 def input_x_gradient(model, spec, inputs: Inputs, params: InputXGradientParams = InputXGradientParams(), *,
                      baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
     """Input times gradient of the target (https://arxiv.org/abs/1605.01713)."""
-    raise NotImplementedError
+    return _attribute_images(model, spec, inputs, params, "input_x_gradient", _input_x_gradient, baseline_tensor)
 
 
 def smoothgrad(model, spec, inputs: Inputs, params: SmoothGradParams = SmoothGradParams(), *,
                baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
-    """SmoothGrad: Saliency or IG averaged over noisy copies of the input (https://arxiv.org/abs/1706.03825)."""
-    raise NotImplementedError
+    """SmoothGrad: Saliency or IG averaged over noisy copies of the input (https://arxiv.org/abs/1706.03825).
+
+    Each example gets its own noise from ``seed``, so a batch gives the same maps as one image at a time.
+    """
+    return _attribute_images(model, spec, inputs, params, "smoothgrad", _smoothgrad, baseline_tensor)
 
 
 def gradient_shap(model, spec, inputs: Inputs, params: GradientShapParams = GradientShapParams(), *,
                   baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
-    """GradientSHAP: expected gradients from a baseline distribution, with its delta (https://arxiv.org/abs/1705.07874)."""
-    raise NotImplementedError
+    """GradientSHAP: expected gradients from a baseline distribution, with its delta (https://arxiv.org/abs/1705.07874).
+
+    Completeness holds only in expectation: ``delta`` is the mean of captum's per-sample deltas
+    and a flag asks for more ``n_samples``.
+    """
+    return _attribute_images(model, spec, inputs, params, "gradient_shap", _gradient_shap, baseline_tensor)
 
 
 def occlusion(model, spec, inputs: Inputs, params: OcclusionParams = OcclusionParams(), *,
               baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
     """Occlusion: how much the target drops when a window is covered by the baseline (https://arxiv.org/abs/1311.2901)."""
-    raise NotImplementedError
+    return _attribute_images(model, spec, inputs, params, "occlusion", _occlusion, baseline_tensor)
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: one frame for every method; each method only computes attributions (and a delta).
+
+@dataclass
+class _Computed:
+    """What a method computed: attributions, the baseline used, and its completeness terms."""
+
+    attributions: torch.Tensor  # (B, 1, 28, 28)
+    baselines: torch.Tensor | None = None  # (B, 1, 28, 28), mean over draws
+    delta: torch.Tensor | None = None  # (B,)
+    f_baseline: torch.Tensor | None = None  # (B,)
+
+
+Compute = Callable[[ScoreFn, torch.Tensor, torch.Tensor, Any, "torch.Tensor | None"], _Computed]
+
+
+def _attribute_images(model, spec, inputs, params, name: str, compute: Compute,
+                      baseline_tensor: torch.Tensor | None, targets: torch.Tensor | None = None) -> AttributionResult:
+    if spec.input.modality != "image":
+        raise ParamError(f"{name} works on images; for {spec.name} use integrated_gradients")
+    if baseline_tensor is not None and hasattr(params, "baseline"):
+        params = params.replace(baseline="custom")
+    with analysis(model, spec, name, params) as run:
+        x = image_batch(inputs, spec, run.device)  # (B, 1, 28, 28)
+        f = score_fn(model, spec)
+        with torch.no_grad():
+            scores = f(x)  # (B, K)
+        t = resolve_targets(scores, spec, params.target) if targets is None else targets.to(run.device)
+        out = compute(f, x, t, params, baseline_tensor)
+        return _image_result(run, spec, x, scores, t, out, params)
+
+
+def _image_result(run, spec, x, scores, t, out: _Computed, params) -> AttributionResult:
+    B = x.shape[0]
+    fx = scores.gather(1, t[:, None])[:, 0].double()
+    nan = torch.full((B,), float("nan"), dtype=torch.float64)
+    fb = out.f_baseline.double().cpu() if out.f_baseline is not None else nan
+    delta = out.delta.double().cpu() if out.delta is not None else nan
+    rel, flagged = completeness(fx.cpu(), fb, delta)
+    advice = tuple(_advice(r, params) if f else "" for r, f in zip(rel.tolist(), flagged.tolist()))
+    base = out.baselines if out.baselines is not None else torch.full_like(x, float("nan"))
+    return AttributionResult(
+        info=run.info(), attributions=_np(out.attributions, np.float32), inputs=_np(x, np.float32),
+        baselines=_np(base, np.float32), targets=_np(t, np.int64), predictions=_np(predictions(scores, spec), np.int64),
+        scores=_np(scores, np.float32), f_x=_np(fx, np.float64), f_baseline=fb.numpy(), delta=delta.numpy(),
+        rel_error=rel.numpy(), flagged=flagged.numpy(), advice=advice,
+        labels=score_labels(spec, scores.shape[1]), target_label=target_label(spec),
+    )
+
+
+def _np(t: torch.Tensor, dtype) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(dtype, copy=False)
+
+
+def completeness(f_x: torch.Tensor, f_baseline: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Relative completeness error |delta| / |F(x) - F(baseline)| and the flag rel_error > 5%, each (B,).
+
+    The denominator is floored at MIN_GAP so a baseline that scores like the input does not
+    divide by ~0. NaN deltas (methods without a completeness axiom) give NaN and no flag.
+    """
+    gap = (f_x - f_baseline).abs().clamp(min=MIN_GAP)
+    rel = delta.abs() / gap
+    return rel, torch.nan_to_num(rel, nan=0.0) > FLAG_THRESHOLD
+
+
+def _advice(rel: float, params) -> str:
+    head = f"Completeness error {rel:.1%} > {FLAG_THRESHOLD:.0%}"
+    if isinstance(params, GradientShapParams):
+        more = min(1024, 4 * params.n_samples)
+        return f"{head}: GradientSHAP is complete only on average; raise n_samples to {more}"
+    steps = getattr(params, "n_steps", 1024)
+    if steps >= 1024:
+        return f"{head} at the maximum n_steps: try another baseline or method=gausslegendre"
+    fix = f"raise n_steps to {min(1024, 4 * steps)}"
+    if getattr(params, "method", "gausslegendre") != "gausslegendre":
+        fix += " or use method=gausslegendre"
+    return f"{head}: {fix}"
+
+
+def _check_work(evaluations: int, what: str) -> None:
+    if evaluations > MAX_EVALUATIONS:
+        raise ParamError(f"{what} = {evaluations:,} model evaluations, more than the {MAX_EVALUATIONS:,} allowed "
+                         f"per call; lower the steps or samples, or send fewer images")
+
+
+def _no_grad_scores(f: ScoreFn, x: torch.Tensor, t: torch.Tensor, batch: int) -> torch.Tensor:
+    """F(x)[target] (N,) computed under no_grad in chunks of ``batch``."""
+    with torch.no_grad():
+        return torch.cat([f(x[i:i + batch]).gather(1, t[i:i + batch, None])[:, 0] for i in range(0, len(x), batch)])
+
+
+def _ig(f: ScoreFn, x, t, p: IGParams, custom) -> _Computed:
+    base = make_baselines(x, p.baseline, draws=p.baseline_draws, sigma=p.blur_sigma, seed=p.seed, custom=custom)
+    k, B = base.shape[:2]  # (k, B, 1, 28, 28)
+    _check_work(p.n_steps * B * k, "n_steps x images x baseline draws")
+    xs, bs, ts = x.repeat(k, 1, 1, 1), base.flatten(0, 1), t.repeat(k)
+    ig = IntegratedGradients(f)
+
+    def run(ibs: int):
+        parts = [ig.attribute(xs[i:i + ibs], bs[i:i + ibs], target=ts[i:i + ibs], n_steps=p.n_steps,
+                              method=p.method, internal_batch_size=ibs, return_convergence_delta=True)
+                 for i in range(0, len(xs), ibs)]
+        return torch.cat([a for a, _ in parts]), torch.cat([d for _, d in parts])
+
+    attr, delta = halving_on_oom(run, p.internal_batch_size)
+    fb = _no_grad_scores(f, bs, ts, p.internal_batch_size)
+    return _Computed(attr.view(k, B, *x.shape[1:]).mean(0), base.mean(0), delta.view(k, B).mean(0), fb.view(k, B).mean(0))
+
+
+def _saliency(f: ScoreFn, x, t, p: SaliencyParams, custom) -> _Computed:
+    return _Computed(Saliency(f).attribute(x.clone().requires_grad_(), target=t, abs=p.abs))
+
+
+def _input_x_gradient(f: ScoreFn, x, t, p: InputXGradientParams, custom) -> _Computed:
+    return _Computed(InputXGradient(f).attribute(x.clone().requires_grad_(), target=t))
+
+
+@contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Seed torch's global generator for captum's noise, restoring its state afterwards."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _smoothgrad(f: ScoreFn, x, t, p: SmoothGradParams, custom) -> _Computed:
+    use_ig = p.base == "integrated_gradients"
+    _check_work(p.nt_samples * (p.n_steps if use_ig else 1) * x.shape[0], "nt_samples x n_steps x images")
+    nt = NoiseTunnel(IntegratedGradients(f) if use_ig else Saliency(f))
+    extra = {"n_steps": p.n_steps, "internal_batch_size": p.internal_batch_size, "baselines": 0.0} if use_ig else {}
+    out = []
+    for i in range(x.shape[0]):  # one example at a time: its noise depends only on the seed
+        with _seeded(p.seed, x.device):
+            out.append(nt.attribute(x[i:i + 1], nt_type=p.nt_type, nt_samples=p.nt_samples, stdevs=p.stdevs,
+                                    target=t[i:i + 1], nt_samples_batch_size=max(1, min(p.nt_samples, 64)), **extra))
+    return _Computed(torch.cat(out), torch.zeros_like(x) if use_ig else None)
+
+
+def _gradient_shap(f: ScoreFn, x, t, p: GradientShapParams, custom) -> _Computed:
+    _check_work(p.n_samples * x.shape[0], "n_samples x images")
+    gs, attrs, deltas, fbs, bases = GradientShap(f), [], [], [], []
+    for i in range(x.shape[0]):  # one example at a time: its samples depend only on the seed
+        dist = make_baselines(x[i:i + 1], p.baseline, draws=p.baseline_draws, sigma=p.blur_sigma, seed=p.seed,
+                              custom=None if custom is None else custom.expand_as(x)[i:i + 1])[:, 0]  # (k, 1, 28, 28)
+        with _seeded(p.seed, x.device):
+            a, d = gs.attribute(x[i:i + 1], baselines=dist, n_samples=p.n_samples, stdevs=p.stdevs,
+                                target=int(t[i]), return_convergence_delta=True)
+        attrs.append(a)
+        deltas.append(d.mean().view(1))
+        fbs.append(_no_grad_scores(f, dist, t[i].repeat(len(dist)), 256).mean().view(1))
+        bases.append(dist.mean(0, keepdim=True))
+    return _Computed(torch.cat(attrs), torch.cat(bases), torch.cat(deltas), torch.cat(fbs))
+
+
+def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom) -> _Computed:
+    base = make_baselines(x, p.baseline, draws=1 if p.baseline != "uniform" else 4, sigma=p.blur_sigma,
+                          seed=p.seed, custom=custom)  # (k, B, 1, 28, 28)
+    occ = Occlusion(f)
+    window, stride = (1, p.window, p.window), (1, p.stride, p.stride)
+
+    def run(per_eval: int):
+        return torch.stack([occ.attribute(x, sliding_window_shapes=window, strides=stride, baselines=b, target=t,
+                                          perturbations_per_eval=per_eval) for b in base]).mean(0)
+
+    return _Computed(halving_on_oom(run, p.perturbations_per_eval), base.mean(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: LayerIntegratedGradients on MiniLM's word embeddings, target = cosine similarity A~B.
+
+def _sentence_pairs(inputs, spec) -> list[tuple[str, str]]:
+    ok = isinstance(inputs, (list, tuple)) and len(inputs) > 0 and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(s, str) and s.strip() for s in p)
+        for p in inputs)
+    if not ok:
+        raise ParamError(f"{spec.name} attributions take a list of (sentence A, sentence B) pairs of non-empty text")
+    return [(a, b) for a, b in inputs]
+
+
+def _pad_baseline(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A with every token but [CLS]/[SEP] replaced by [PAD]; the mask stays the same."""
+    tok = model.tokenizer
+    keep = (ids == tok.cls_token_id) | (ids == tok.sep_token_id)
+    return torch.where(keep, ids, torch.full_like(ids, tok.pad_token_id))
+
+
+def _cosine_to(model):
+    def forward(ids: torch.Tensor, mask: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cosine_similarity(model(ids, mask).embeddings, other, dim=-1)  # (B,)
+    return forward
+
+
+def _text_integrated_gradients(model, spec, inputs, params: IGParams) -> AttributionResult:
+    pairs = _sentence_pairs(inputs, spec)
+    with analysis(model, spec, "integrated_gradients", params) as run:
+        enc = model.tokenize([a for a, _ in pairs])
+        ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T)
+        _check_work(params.n_steps * ids.shape[0], "n_steps x sentence pairs")
+        forward = _cosine_to(model)
+        with torch.no_grad():
+            other = model.embed([b for _, b in pairs])  # (B, 384), constant
+            base = _pad_baseline(model, ids, mask)
+            fx, fb = forward(ids, mask, other), forward(base, mask, other)
+        lig = LayerIntegratedGradients(forward, model.bert.embeddings.word_embeddings)
+        attr, delta = halving_on_oom(lambda ibs: lig.attribute(
+            ids, base, additional_forward_args=(mask, other), n_steps=params.n_steps, method=params.method,
+            internal_batch_size=ibs, return_convergence_delta=True), params.internal_batch_size)
+        tokens = attr.sum(-1) * mask  # (B, T), summed over the embedding dimension
+        return _text_result(run, spec, model, ids, mask, base, fx, fb, delta, tokens, params)
+
+
+def _text_result(run, spec, model, ids, mask, base, fx, fb, delta, tokens, params) -> AttributionResult:
+    B = ids.shape[0]
+    rel, flagged = completeness(fx.double().cpu(), fb.double().cpu(), delta.double().cpu())
+    words = tuple(tuple(model.tokenizer.convert_ids_to_tokens(row[: int(m.sum())].tolist()))
+                  for row, m in zip(ids.cpu(), mask.cpu()))
+    minus = np.full(B, -1, dtype=np.int64)
+    return AttributionResult(
+        info=run.info(), attributions=_np(tokens, np.float32), inputs=_np(ids, np.int64),
+        baselines=_np(base, np.int64), targets=minus, predictions=minus.copy(), scores=_np(fx[:, None], np.float32),
+        f_x=_np(fx, np.float64), f_baseline=_np(fb, np.float64), delta=_np(delta, np.float64),
+        rel_error=rel.numpy(), flagged=flagged.numpy(),
+        advice=tuple(_advice(r, params) if f else "" for r, f in zip(rel.tolist(), flagged.tolist())),
+        labels=("cosine(A, B)",), target_label=target_label(spec), tokens=words, token_mask=_np(mask, np.int64),
+    )
+
+
+_COMPUTE: dict[str, Compute] = {
+    "integrated_gradients": _ig, "saliency": _saliency, "input_x_gradient": _input_x_gradient,
+    "smoothgrad": _smoothgrad, "gradient_shap": _gradient_shap, "occlusion": _occlusion,
+}
+
+
+def attribute_with_targets(model, spec, inputs: torch.Tensor, method: str, params: Params,
+                           targets: torch.Tensor) -> AttributionResult:
+    """Image attributions for given per-example targets (B,), e.g. fixed across model variants."""
+    return _attribute_images(model, spec, inputs, params, method, _COMPUTE[method], None, targets)
 
 
 _GRADIENTS = frozenset({"gradients"})
@@ -169,6 +432,8 @@ def attribute(model, spec, inputs: Inputs, method: str, params: Params | None = 
     entry = ATTRIBUTION_METHODS.get(method)
     if entry is None:
         raise ParamError(f"unknown attribution method {method!r}; choose from {', '.join(ATTRIBUTION_METHODS)}")
+    if not entry.fits(spec):
+        raise ParamError(f"{entry.label} does not work on {spec.name} ({spec.input.modality} input)")
     params = entry.params() if params is None else params
     if not isinstance(params, entry.params):
         raise ParamError(f"{method} takes {entry.params.__name__}, not {type(params).__name__}")
