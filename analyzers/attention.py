@@ -9,13 +9,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.func import functional_call
 
-from .params import Params, param, target_param
+from .forward import image_batch, predictions, resolve_targets
+from .params import ParamError, Params, param, target_param
 from .results import AttentionResult, HeadStatsResult
+from .run import analysis
 from .spec import Inputs
 
 ROLLOUT_PAPER = "Abnar & Zuidema 2020, Quantifying Attention Flow in Transformers, https://arxiv.org/abs/2005.00928"
@@ -45,21 +50,249 @@ def attention_maps(model, spec, inputs: Inputs, params: AttentionParams = Attent
     """Attention probabilities of every layer and head, their rollout, and CLS maps for images.
 
     Images: ``inputs`` (B, 1, 28, 28). MiniLM: a list of sentences. The mixture synthesizer also
-    returns its mixing weights and the softmax of each component ("random", "dot").
+    returns its mixing weights and the softmax of each component ("random", "dot"). The gradient
+    rollout explains the target class logit (images) or, for MiniLM, the pooled embedding's
+    similarity to itself held constant, sum_d e_d * stop_grad(e_d).
     """
-    raise NotImplementedError
+    with analysis(model, spec, "attention_maps", params) as run:
+        maps = _forward(model, spec, inputs, run.device, params.target, params.gradient_rollout)
+        attn = maps.attentions  # (L, B, H, T, T)
+        roll = rollout(attn, params.head_fusion)  # (B, T, T)
+        grad = gradient_rollout(attn, maps.gradients) if maps.gradients is not None else None
+        image = spec.input.modality == "image"
+        return AttentionResult(
+            info=run.info(), kind=_kind(spec), inputs=maps.inputs, attentions=_np(attn), rollout=_np(roll),
+            grad_rollout=None if grad is None else _np(grad), predictions=maps.predictions, targets=maps.targets,
+            cls_maps=_np(cls_map(attn)) if image else None, rollout_map=_np(cls_map(roll)) if image else None,
+            grad_rollout_map=_np(cls_map(grad)) if image and grad is not None else None,
+            mix_weights=maps.mix_weights, components={k: _np(v) for k, v in maps.components.items()},
+            tokens=maps.tokens, token_mask=maps.token_mask,
+        )
 
 
 def head_statistics(model, spec, inputs: Inputs, params: HeadStatsParams = HeadStatsParams()) -> HeadStatsResult:
-    """Entropy, mean attention distance and input-dependence of every head over a set of inputs."""
-    raise NotImplementedError
+    """Entropy, mean attention distance and input-dependence of every head over a set of inputs.
+
+    Entropy: nats, mean over query rows (padding excluded) and inputs. Distance: the attention-
+    weighted distance from each query to its keys, in patch units on the 7x7 grid (images) or
+    token positions (text), with CLS excluded as query and key (patch attention renormalised).
+    Input-dependence: ``std`` = mean over query rows of the summed (over keys) standard
+    deviation across the inputs, exactly 0 for an input-independent head; ``js`` = mean pairwise
+    Jensen-Shannon divergence of the inputs' rows. Text compares the first T_min positions.
+    """
+    with analysis(model, spec, "head_statistics", params) as run:
+        maps = _forward(model, spec, inputs, run.device, -1, False)
+        if maps.attentions.shape[1] < 2:
+            raise ParamError("head statistics need at least 2 inputs to measure how much a head depends on them")
+        mask = _row_mask(maps)  # (B, T)
+        stats = _head_stats(maps.attentions, mask, spec, params.dependence)
+        components = {f"{stat}/{name}": value for name, comp in maps.components.items()
+                      for stat, value in _head_stats(comp, mask, spec, params.dependence).items()}
+        return HeadStatsResult(info=run.info(), kind=_kind(spec), n_inputs=int(mask.shape[0]),
+                               components=components, **stats)
 
 
 def rollout(attentions: torch.Tensor, head_fusion: str = "mean") -> torch.Tensor:
-    """Attention rollout (L, B, H, T, T) -> (B, T, T): fuse heads, add identity, renormalise, multiply."""
-    raise NotImplementedError
+    """Attention rollout (L, B, H, T, T) -> (B, T, T): fuse heads, add identity, renormalise, multiply.
+
+    Abnar & Zuidema 2020: A~_l = norm(fuse_h A_l + I), rollout = A~_L ... A~_1.
+    """
+    fused = {"mean": attentions.mean(2), "max": attentions.amax(2), "min": attentions.amin(2)}[head_fusion]
+    eye = torch.eye(attentions.shape[-1], dtype=attentions.dtype, device=attentions.device)
+    a = fused + eye  # (L, B, T, T)
+    a = a / a.sum(-1, keepdim=True)
+    out = a[0]
+    for layer in a[1:]:
+        out = layer @ out
+    return out
 
 
 def gradient_rollout(attentions: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-    """Chefer et al. 2021 relevance (B, T, T) from attentions and their gradients, each (L, B, H, T, T)."""
-    raise NotImplementedError
+    """Chefer et al. 2021 relevance (B, T, T) from attentions and their gradients, each (L, B, H, T, T).
+
+    Abar_l = mean_h (grad_l * A_l)^+;  R = I;  R <- R + Abar_l R for l = 1..L.
+    """
+    abar = (gradients * attentions).clamp(min=0).mean(2)  # (L, B, T, T)
+    eye = torch.eye(attentions.shape[-1], dtype=attentions.dtype, device=attentions.device)
+    r = eye.expand_as(abar[0]).clone()
+    for layer in abar:
+        r = r + layer @ r
+    return r
+
+
+def cls_map(x: torch.Tensor, size: int = 28) -> torch.Tensor:
+    """The CLS row of (..., T, T) maps on the patch grid, upsampled bilinearly: (..., size, size)."""
+    row = x[..., 0, 1:]  # (..., 49)
+    grid = math.isqrt(row.shape[-1])
+    flat = row.reshape(-1, 1, grid, grid)  # (N, 1, 7, 7)
+    up = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False)
+    return up.reshape(*row.shape[:-1], size, size)
+
+
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Maps:
+    """What one analysis forward pass gives: attentions, their gradients, predictions, extras."""
+
+    attentions: torch.Tensor  # (L, B, H, T, T), detached
+    gradients: torch.Tensor | None  # (L, B, H, T, T)
+    inputs: np.ndarray
+    predictions: np.ndarray
+    targets: np.ndarray
+    components: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (L, B, H, T, T)
+    mix_weights: np.ndarray | None = None  # (L, H, 2)
+    tokens: tuple[tuple[str, ...], ...] = ()
+    token_mask: np.ndarray | None = None  # (B, T)
+
+
+def _kind(spec) -> str:
+    return getattr(spec.config, "attention", "minilm")
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().float().numpy()
+
+
+def _call(model, args: tuple, kwargs: dict, need_grad: bool):
+    """Run the model; with need_grad through detached, grad-requiring copies of its parameters.
+
+    Input-independent heads (random synthesizers) only join the autograd graph through their
+    parameters; functional_call lends grad-requiring views without touching the model.
+    """
+    if not need_grad:
+        with torch.no_grad():
+            return model(*args, **kwargs)
+    lent = {n: p.detach().requires_grad_(True) for n, p in model.named_parameters()}
+    with torch.enable_grad():
+        return functional_call(model, lent, args, kwargs)
+
+
+def _forward(model, spec, inputs, device, target: int, need_grad: bool) -> _Maps:
+    if spec.input.modality == "text":
+        return _text_forward(model, spec, inputs, need_grad)
+    x = image_batch(inputs, spec, device)
+    out = _call(model, (x,), {"output_attentions": True}, need_grad)
+    t = resolve_targets(out.logits.detach(), spec, target)
+    attn = torch.stack(out.attentions)  # (L, B, H, T, T)
+    grads = _image_gradients(model, x, t, out) if need_grad else None
+    comps = {k: torch.stack([p[k] for p in out.parts]).detach() for k in ("random", "dot") if out.parts and k in out.parts[0]}
+    mix = np.stack([_np(p["mix_weights"][0]) for p in out.parts]) if out.parts and "mix_weights" in out.parts[0] else None
+    return _Maps(attn.detach(), grads, _np(x), predictions(out.logits, spec).cpu().numpy(), t.cpu().numpy(),
+                 comps, mix)
+
+
+def _used(attentions: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    """The probability tensors the forward pass used: models return them as expanded views."""
+    return [a._base if a._base is not None else a for a in attentions]
+
+
+def _image_gradients(model, x: torch.Tensor, t: torch.Tensor, out) -> torch.Tensor:
+    """d logit_target / d A for every layer, (L, B, H, T, T), one row of the batch per example.
+
+    Input-independent heads use one (1, H, T, T) matrix for the whole batch, so their gradient
+    is summed over it; then the gradients are taken one example at a time.
+    """
+    used = _used(out.attentions)
+    B = x.shape[0]
+    if B > 1 and any(u.shape[0] != B for u in used):
+        return torch.cat([_image_gradients(model, x[i:i + 1], t[i:i + 1],
+                                           _call(model, (x[i:i + 1],), {"output_attentions": True}, True))
+                          for i in range(B)], dim=1)
+    score = out.logits.gather(1, t[:, None]).sum()
+    grads = torch.autograd.grad(score, used)
+    return torch.stack([g.expand(B, -1, -1, -1) for g in grads]).detach()
+
+
+def _sentences(inputs, spec) -> list[str]:
+    if not (isinstance(inputs, (list, tuple)) and inputs and all(isinstance(s, str) and s.strip() for s in inputs)):
+        raise ParamError(f"{spec.name} attention takes a list of non-empty sentences")
+    return list(inputs)
+
+
+def _text_forward(model, spec, inputs, need_grad: bool) -> _Maps:
+    enc = model.tokenize(_sentences(inputs, spec))
+    ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T)
+    out = _call(model, (ids, mask), {"output_attentions": True}, need_grad)
+    attn = torch.stack(out.attentions)  # (L, B, H, T, T)
+    grads = None
+    if need_grad:
+        e = out.embeddings
+        grads = torch.stack(torch.autograd.grad((e * e.detach()).sum(), _used(out.attentions))).detach()
+    words = tuple(tuple(model.tokenizer.convert_ids_to_tokens(r[: int(m.sum())].tolist()))
+                  for r, m in zip(ids.cpu(), mask.cpu()))
+    minus = np.full(ids.shape[0], -1, dtype=np.int64)
+    return _Maps(attn.detach(), grads, ids.cpu().numpy().astype(np.int64), minus, minus.copy(),
+                 tokens=words, token_mask=mask.cpu().numpy().astype(np.int64))
+
+
+def _row_mask(maps: _Maps) -> torch.Tensor:
+    """Valid query rows (B, T): every token for images, non-padding tokens for text."""
+    if maps.token_mask is not None:
+        return torch.from_numpy(maps.token_mask).bool()
+    L, B, H, T, _ = maps.attentions.shape
+    return torch.ones(B, T, dtype=torch.bool)
+
+
+def _head_stats(attn: torch.Tensor, mask: torch.Tensor, spec, dependence: str) -> dict[str, np.ndarray]:
+    a = attn.detach().cpu().double()  # (L, B, H, T, T)
+    return {"entropy": entropy(a, mask).numpy(), "distance": mean_distance(a, mask, spec).numpy(),
+            "dependence": input_dependence(a, mask, dependence).numpy()}
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (L, B, H, T) over B and the valid rows of mask (B, T) -> (L, H)."""
+    m = mask[None, :, None, :].to(values.dtype)
+    return (values * m).sum((1, 3)) / m.sum((1, 3))
+
+
+def entropy(attn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of each head's rows, (L, B, H, T, T) -> (L, H), mean over valid rows and inputs."""
+    h = -(attn * attn.clamp(min=1e-30).log()).sum(-1)  # (L, B, H, T)
+    return _masked_mean(h, mask)
+
+
+def _positions(spec, T: int) -> torch.Tensor:
+    """Coordinates (T-1, d) of every token but CLS: 7x7 patch grid (images) or positions (text)."""
+    if spec.input.modality == "image":
+        g = math.isqrt(T - 1)
+        idx = torch.arange(T - 1)
+        return torch.stack([idx // g, idx % g], 1).double()
+    return torch.arange(1, T).double()[:, None]
+
+
+def mean_distance(attn: torch.Tensor, mask: torch.Tensor, spec) -> torch.Tensor:
+    """Attention-weighted query-key distance per head, CLS excluded, (L, B, H, T, T) -> (L, H)."""
+    T = attn.shape[-1]
+    pos = _positions(spec, T)
+    dist = torch.cdist(pos, pos)  # (T-1, T-1)
+    a = attn[..., 1:, 1:]
+    a = a / a.sum(-1, keepdim=True).clamp(min=1e-30)  # renormalise over non-CLS keys
+    d = (a * dist).sum(-1)  # (L, B, H, T-1)
+    return _masked_mean(d, mask[:, 1:])
+
+
+def input_dependence(attn: torch.Tensor, mask: torch.Tensor, measure: str = "std") -> torch.Tensor:
+    """How much each head's map varies across inputs, (L, B, H, T, T) -> (L, H); 0 when it never does.
+
+    ``std``: mean over query rows of the summed (over keys) standard deviation across inputs.
+    ``js``: mean over query rows and input pairs of the Jensen-Shannon divergence (nats).
+    Only positions valid in every input (the shortest text) are compared.
+    """
+    t = int(mask.sum(1).min())
+    a = attn[..., :t, :t]  # (L, B, H, t, t)
+    if measure == "std":
+        return a.std(1, unbiased=False).sum(-1).mean(-1)  # (L, H)
+    B = a.shape[1]
+    pairs = [(i, j) for i in range(B) for j in range(i + 1, B)]
+    js = torch.stack([_js(a[:, i], a[:, j]) for i, j in pairs])  # (P, L, H, t)
+    return js.mean((0, -1))
+
+
+def _js(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence (nats) between rows of p and q, (..., T) -> (...)."""
+    m = 0.5 * (p + q)
+
+    def kl(a, b):
+        return torch.where(a > 0, a * (a.clamp(min=1e-300).log() - b.clamp(min=1e-300).log()), 0.0).sum(-1)
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
