@@ -1,0 +1,177 @@
+"""Caching in one place: models once per process, results under zooscope's own keys.
+
+- Models are loaded once per process (``st.cache_resource``) and shared by every session.
+  Each has its own lock: :func:`using_model` holds it while an analysis runs, so hooks that
+  one session's analyzer attaches can never disturb another session's numbers.
+- Results are cached under :func:`result_key`: sha256 over the input's bytes, the model, the
+  analysis, canonical params and the checkpoint's sha256. Streamlit never hashes an array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import streamlit as st
+
+R = TypeVar("R")
+
+MAX_RESULTS = 256  # results kept per process, least recently used dropped first
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model shared by all sessions, the lock that serialises its use, and its checkpoint hash."""
+
+    name: str
+    model: Any  # torch.nn.Module in eval mode, parameters frozen
+    lock: threading.RLock
+    sha256: str
+    device: str
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _loaded(name: str) -> LoadedModel:
+    import model_zoo
+
+    model = model_zoo.load(name)
+    device = str(next(model.parameters()).device) if any(True for _ in model.parameters()) else "cpu"
+    return LoadedModel(name, model, threading.RLock(), model_zoo.get_spec(name).sha256, device)
+
+
+def loaded_model(name: str) -> LoadedModel:
+    """The process-wide model ``name``, loading it on first use.
+
+    Raises:
+        KeyError: unknown model; model_zoo.CheckpointError: its checkpoint is missing or bad.
+    """
+    return _loaded(name)
+
+
+@contextmanager
+def using_model(name: str) -> Iterator[Any]:
+    """Hold model ``name`` exclusively for the duration of the block and yield it."""
+    entry = _loaded(name)
+    with entry.lock:
+        yield entry.model
+
+
+class ResultCache:
+    """A thread-safe least-recently-used mapping from our keys to analyzer results."""
+
+    def __init__(self, max_entries: int = MAX_RESULTS):
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@st.cache_resource(show_spinner=False)
+def results() -> ResultCache:
+    """The process-wide result cache."""
+    return ResultCache()
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """sha256 over an array's dtype, shape and bytes: the identity of an input."""
+    a = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def result_key(*, input_sha256: str, model: str, analysis: str, params: Mapping[str, str],
+               extra: Mapping[str, Any] | None = None) -> str:
+    """Our cache key: sha256 of the canonical JSON of input hash, model, analysis and params.
+
+    ``params`` must be canonical (``analyzers.params_to_mapping``), so equal params give equal
+    keys however they were entered. The checkpoint's sha256 is included, so a retrained model
+    never serves stale results.
+    """
+    import model_zoo
+
+    payload = {"input": input_sha256, "model": model, "checkpoint": model_zoo.get_spec(model).sha256,
+               "analysis": analysis, "params": dict(params), "extra": dict(extra or {})}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _freeze(result: Any) -> Any:
+    """Make a result's arrays read-only: cached results are shared between sessions."""
+    for value in vars(result).values() if hasattr(result, "__dict__") else ():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return result
+
+
+def cached(key: str, compute: Callable[[], R]) -> R:
+    """The cached value for ``key``, computing and storing it on a miss."""
+    hit = results().get(key)
+    if hit is not None:
+        return hit
+    value = _freeze(compute())
+    results().put(key, value)
+    return value
+
+
+def run_analysis(model: str, key: str, compute: Callable[[Any], R]) -> R:
+    """Run ``compute(model)`` under the model's lock, or return the result cached under ``key``.
+
+    The cache is checked again once the lock is held, so two sessions asking for the same
+    analysis at once compute it once.
+    """
+    hit = results().get(key)
+    if hit is not None:
+        return hit
+    with using_model(model) as m:
+        return cached(key, lambda: compute(m))
+
+
+@st.cache_resource(show_spinner=False)
+def heldout_split() -> Any:
+    """The held-out split (``model_zoo.Split``), read once per process."""
+    import model_zoo
+
+    return model_zoo.load_split()
+
+
+def sample_pixels(index: int) -> np.ndarray:
+    """Held-out image ``index`` as (28, 28) float32 in [0, 1] (read-only)."""
+    pixels = heldout_split().x_heldout[index].astype(np.float32) / 255.0  # (28, 28)
+    pixels.flags.writeable = False
+    return pixels
+
+
+@st.cache_resource(show_spinner=False)
+def parameter_count(name: str) -> int:
+    """Number of parameters of a zoo model, from its card or by building it (no weights read)."""
+    import model_zoo
+
+    spec = model_zoo.get_spec(name)
+    counted = spec.card.get("parameters")
+    if counted:
+        return int(counted)
+    return int(sum(p.numel() for p in model_zoo.build(spec).parameters()))

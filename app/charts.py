@@ -1,0 +1,242 @@
+"""Altair charts built from results and arrays (never from models), and download buttons.
+
+Builders (pure, no Streamlit): :func:`image_chart`, :func:`attribution_chart`,
+:func:`scores_chart`, :func:`curves_chart`, :func:`heatmap_chart`, :func:`bar_chart`.
+Every chart has tooltips. :func:`symmetric_max` gives one colour scale for several
+attributions so that columns compare honestly.
+
+Showing (Streamlit): :func:`show` draws a chart with a "Save" menu (SVG/PNG when
+vl-convert is installed, the Vega-Lite spec always, the data as CSV); Streamlit's own chart
+toolbar also offers "Download as PNG". :func:`download_buttons` offers a result as
+JSON / CSV / NPY / NPZ.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+IMAGE_SIZE = 260  # px, side of an image chart
+DIVERGING = "redblue"  # reversed below: positive = red, negative = blue
+CELL_STROKE = None
+
+
+# --------------------------------------------------------------------------- data frames
+
+
+def grid_frame(values: np.ndarray, name: str = "value") -> pd.DataFrame:
+    """A (H, W) array as long rows (row, col, value) for rect charts."""
+    a = np.asarray(values, dtype=np.float64)  # (H, W)
+    rows, cols = np.indices(a.shape)
+    return pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(), name: a.ravel()})
+
+
+def symmetric_max(arrays: Sequence[np.ndarray], floor: float = 1e-12) -> float:
+    """The largest |value| over all arrays: one symmetric colour scale [-m, m] for all of them."""
+    finite = [np.abs(a[np.isfinite(a)]).max() for a in map(np.asarray, arrays) if np.isfinite(a).any()]
+    return float(max([floor, *finite]))
+
+
+def _axes(size: int, n: int) -> tuple[alt.X, alt.Y]:
+    x = alt.X("col:O", axis=None, scale=alt.Scale(paddingInner=0))
+    y = alt.Y("row:O", axis=None, scale=alt.Scale(paddingInner=0))
+    return x, y
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def image_chart(pixels: np.ndarray, title: str = "Input", size: int = IMAGE_SIZE) -> alt.Chart:
+    """A grayscale image (H, W) in [0, 1] as a heatmap: white strokes on black, like MNIST."""
+    df = grid_frame(pixels, "pixel")
+    x, y = _axes(size, pixels.shape[0])
+    return alt.Chart(df, title=title).mark_rect().encode(
+        x=x, y=y,
+        color=alt.Color("pixel:Q", scale=alt.Scale(domain=[0, 1], range=["black", "white"]), legend=None),
+        tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f")],
+    ).properties(width=size, height=size)
+
+
+def attribution_chart(pixels: np.ndarray, attribution: np.ndarray, vmax: float | None = None,
+                      title: str = "Attribution", size: int = IMAGE_SIZE) -> alt.LayerChart:
+    """A signed attribution (H, W) over the input (H, W): red positive, blue negative, centred at 0.
+
+    The colour scale runs over [-vmax, vmax] (default: the map's own largest |value|); pass
+    the same ``vmax`` to several charts (see :func:`symmetric_max`) to compare them honestly.
+    Opacity grows with |attribution|, so the digit shows through where attribution is small.
+    """
+    vmax = float(vmax) if vmax else symmetric_max([attribution])
+    df = grid_frame(pixels, "pixel")
+    df["attribution"] = np.asarray(attribution, dtype=np.float64).ravel()
+    df["magnitude"] = df["attribution"].abs()
+    x, y = _axes(size, pixels.shape[0])
+    base = alt.Chart(df, title=title).encode(x=x, y=y)
+    under = base.mark_rect().encode(
+        color=alt.Color("pixel:Q", scale=alt.Scale(domain=[0, 1], range=["#000000", "#9a9a9a"]), legend=None))
+    over = base.mark_rect().encode(
+        color=alt.Color("attribution:Q", title="attribution",
+                        scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-vmax, vmax], domainMid=0, clamp=True),
+                        legend=alt.Legend(orient="bottom", gradientLength=size - 20, format=".2g")),
+        opacity=alt.Opacity("magnitude:Q", scale=alt.Scale(domain=[0, vmax], range=[0.0, 0.95], clamp=True),
+                            legend=None),
+        tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f"),
+                 alt.Tooltip("attribution:Q", format=".4g")],
+    )
+    return alt.layer(under, over).resolve_scale(color="independent").properties(width=size, height=size)
+
+
+def heatmap_chart(values: np.ndarray, title: str = "", scheme: str = "viridis", size: int = IMAGE_SIZE,
+                  domain: tuple[float, float] | None = None, value_name: str = "value") -> alt.Chart:
+    """Any (H, W) array as a heatmap with a colour legend and tooltips (row, col, value)."""
+    df = grid_frame(values, value_name)
+    x, y = _axes(size, values.shape[0])
+    scale = alt.Scale(scheme=scheme, domain=list(domain)) if domain else alt.Scale(scheme=scheme)
+    return alt.Chart(df, title=title).mark_rect().encode(
+        x=x, y=y, color=alt.Color(f"{value_name}:Q", scale=scale, legend=alt.Legend(orient="bottom")),
+        tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip(f"{value_name}:Q", format=".4g")],
+    ).properties(width=size, height=size)
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", value_name: str = "value",
+              highlight: int | None = None, width: int = 320, height: int = 220) -> alt.Chart:
+    """Vertical bars, one per label, with the ``highlight`` bar in a stronger colour."""
+    df = pd.DataFrame({"label": [str(v) for v in labels], value_name: np.asarray(values, dtype=np.float64)})
+    df["chosen"] = [i == highlight for i in range(len(df))]
+    return alt.Chart(df, title=title).mark_bar().encode(
+        x=alt.X("label:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y(f"{value_name}:Q", title=value_name),
+        color=alt.condition("datum.chosen", alt.value("#d62728"), alt.value("#8fa8c8")),
+        tooltip=[alt.Tooltip("label:N"), alt.Tooltip(f"{value_name}:Q", format=".4f")],
+    ).properties(width=width, height=height)
+
+
+def scores_chart(labels: Sequence[str], scores: np.ndarray, predicted: int | None = None,
+                 value_name: str = "probability") -> alt.Chart:
+    """Class scores as bars, the predicted class highlighted."""
+    return bar_chart(labels, scores, title="Class scores", value_name=value_name, highlight=predicted)
+
+
+def curves_chart(fractions: np.ndarray, curves: Mapping[str, np.ndarray], title: str = "",
+                 x_title: str = "fraction of pixels", y_title: str = "model output") -> alt.Chart:
+    """Lines y(fraction), one per named curve; names starting with "random" are dashed."""
+    frames = [pd.DataFrame({"fraction": np.asarray(fractions, dtype=np.float64),
+                            "value": np.asarray(v, dtype=np.float64), "curve": name})
+              for name, v in curves.items()]
+    df = pd.concat(frames, ignore_index=True)
+    df["random"] = df["curve"].str.startswith("random")
+    return alt.Chart(df, title=title).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("fraction:Q", title=x_title, scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("value:Q", title=y_title),
+        color=alt.Color("curve:N", legend=alt.Legend(orient="bottom", title=None)),
+        strokeDash=alt.StrokeDash("random:N", legend=None),
+        tooltip=[alt.Tooltip("curve:N"), alt.Tooltip("fraction:Q", format=".2f"),
+                 alt.Tooltip("value:Q", format=".4g")],
+    ).properties(width=320, height=220)
+
+
+# --------------------------------------------------------------------------- showing
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "chart"
+
+
+def _vl_convert() -> Any | None:
+    try:
+        import vl_convert  # optional: renders Vega-Lite to SVG/PNG on the server
+    except ImportError:
+        return None
+    return vl_convert
+
+
+def chart_svg(chart: alt.TopLevelMixin) -> bytes:
+    """The chart as SVG (needs vl-convert-python)."""
+    return _vl_convert().vegalite_to_svg(chart.to_dict()).encode()
+
+
+def chart_png(chart: alt.TopLevelMixin) -> bytes:
+    """The chart as PNG at 2x scale (needs vl-convert-python)."""
+    return _vl_convert().vegalite_to_png(chart.to_dict(), scale=2)
+
+
+def show(chart: alt.TopLevelMixin, name: str, *, data: pd.DataFrame | None = None, key: str = "") -> None:
+    """Draw a chart with a "Save" menu: SVG/PNG (with vl-convert), Vega-Lite JSON, data CSV."""
+    import streamlit as st
+
+    slug = _slug(key or name)
+    st.altair_chart(chart, width="content")
+    with st.popover("Save", icon=":material/download:"):
+        if _vl_convert() is not None:
+            st.download_button("SVG", lambda: chart_svg(chart), f"{slug}.svg", "image/svg+xml",
+                               key=f"dl.{slug}.svg", on_click="ignore")
+            st.download_button("PNG", lambda: chart_png(chart), f"{slug}.png", "image/png",
+                               key=f"dl.{slug}.png", on_click="ignore")
+        else:
+            st.caption("PNG: use the chart's toolbar (top right of the chart).")
+        st.download_button("Vega-Lite JSON", lambda: chart.to_json(), f"{slug}.vl.json", "application/json",
+                           key=f"dl.{slug}.vl", on_click="ignore")
+        table = data if data is not None else _chart_data(chart)
+        if table is not None:
+            st.download_button("Data (CSV)", lambda: table.to_csv(index=False), f"{slug}.csv", "text/csv",
+                               key=f"dl.{slug}.csv", on_click="ignore")
+
+
+def _chart_data(chart: alt.TopLevelMixin) -> pd.DataFrame | None:
+    data = getattr(chart, "data", None)
+    if isinstance(data, pd.DataFrame):
+        return data
+    for layer in getattr(chart, "layer", []) or []:
+        if isinstance(getattr(layer, "data", None), pd.DataFrame):
+            return layer.data
+    return None
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """One array as .npy bytes (no pickle)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Several arrays as .npz bytes (names with "/" become "__")."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k.replace("/", "__"): np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def download_buttons(name: str, *, record: Mapping[str, Any] | None = None,
+                     arrays: Mapping[str, np.ndarray] | None = None, main_array: str | None = None,
+                     table: pd.DataFrame | None = None, key: str = "") -> None:
+    """A row of download buttons: JSON (metadata), CSV (a table), NPY (the main array), NPZ (all)."""
+    import streamlit as st
+
+    slug = _slug(key or name)
+    cols = st.columns(4, width=520)
+    if record is not None:
+        cols[0].download_button("JSON", lambda: json.dumps(record, indent=2, default=_json_default),
+                                f"{slug}.json", "application/json", key=f"dl.{slug}.json", on_click="ignore")
+    if table is not None:
+        cols[1].download_button("CSV", lambda: table.to_csv(index=False), f"{slug}.csv", "text/csv",
+                                key=f"dl.{slug}.table", on_click="ignore")
+    if arrays and main_array in arrays:
+        cols[2].download_button("NPY", lambda: npy_bytes(arrays[main_array]), f"{slug}-{main_array}.npy",
+                                "application/octet-stream", key=f"dl.{slug}.npy", on_click="ignore")
+    if arrays:
+        cols[3].download_button("NPZ", lambda: npz_bytes(arrays), f"{slug}.npz", "application/octet-stream",
+                                key=f"dl.{slug}.npz", on_click="ignore")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,73 @@
+"""Start the zooscope web app: ``streamlit run app/main.py`` with explicit, safe settings.
+
+Every setting that matters is passed as a command-line flag, so the server behaves the
+same whatever directory it is started from (``.streamlit/config.toml`` holds the same
+values for a bare ``streamlit run``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+MAIN_SCRIPT = Path(__file__).resolve().with_name("main.py")
+MAX_UPLOAD_MB = 5  # matches app.inputs.MAX_UPLOAD_BYTES; Streamlit refuses bigger files first
+
+UNSAFE_TORCH_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+
+
+def server_flags(host: str, port: int) -> list[str]:
+    """The Streamlit flags zooscope always runs with."""
+    settings = {
+        "server.address": host,
+        "server.port": str(port),
+        "server.headless": "true",
+        "server.enableXsrfProtection": "true",
+        "server.enableCORS": "true",
+        "server.maxUploadSize": str(MAX_UPLOAD_MB),
+        "server.maxMessageSize": "50",
+        "server.fileWatcherType": "none",
+        "server.runOnSave": "false",
+        "browser.gatherUsageStats": "false",
+        "browser.serverAddress": host,
+        "browser.serverPort": str(port),
+        "client.toolbarMode": "viewer",
+        "client.showErrorDetails": "none",
+        "runner.magicEnabled": "false",
+        "global.developmentMode": "false",
+        "theme.base": "light",
+    }
+    return [f"--{key}={value}" for key, value in settings.items()]
+
+
+def streamlit_command(host: str = "127.0.0.1", port: int = 8501) -> list[str]:
+    """The full command line that starts the app with this Python."""
+    return [sys.executable, "-m", "streamlit", "run", str(MAIN_SCRIPT), *server_flags(host, port)]
+
+
+def startup_problem() -> str | None:
+    """Why the app must not start, or None. Checked before Streamlit is launched."""
+    if os.environ.get(UNSAFE_TORCH_ENV, "").strip() not in ("", "0"):
+        return (f"{UNSAFE_TORCH_ENV} is set: it would let torch unpickle arbitrary code from checkpoint "
+                f"files. Unset it and start zooscope again.")
+    return None
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """``zooscope serve``: replace this process with the Streamlit server."""
+    problem = startup_problem()
+    if problem:
+        print(f"zooscope: {problem}", file=sys.stderr)
+        return 2
+    if not 0 < args.port < 65536:
+        print(f"zooscope: --port {args.port} is not a TCP port; use 1-65535", file=sys.stderr)
+        return 2
+    command = streamlit_command(args.host, args.port)
+    print(f"zooscope: serving on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    if os.name == "posix":
+        os.execv(command[0], command)  # signals reach Streamlit directly
+    import subprocess
+
+    return subprocess.call(command)

@@ -1,0 +1,480 @@
+"""Share-link state: one typed, frozen object per view, to and from the URL's query parameters.
+
+Every value in a URL is validated against an allow-list (the zoo's models, the analyzers'
+methods, the held-out set's size, the params dataclasses' bounds). Nothing here raises on a
+bad link: :meth:`from_query` returns the closest usable view plus one message per problem,
+for the page to show above a working page.
+
+Binding a view to the page (see :func:`bind` and :func:`publish`)::
+
+    bound = state.bind(AttributionView)      # the view to seed widgets from, and link problems
+    ... draw widgets seeded from bound.view with session.WidgetKeys(PAGE, force=bound.opened) ...
+    state.publish(new_view)                  # the URL now reproduces what is on screen
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import streamlit as st
+
+from app import session
+
+Query = Mapping[str, Sequence[str]]
+
+MAX_SHOWN_VALUE = 40  # characters of a bad value quoted back in a message
+HELDOUT_SIZE = 1000
+DEFAULT_MODEL = "vit-dot"
+DEFAULT_METHOD = "integrated_gradients"
+DEFAULT_SAMPLE = 0
+
+
+# URL keys of the views themselves; a params field with one of these names is written "param.<name>"
+# in a URL (IG's quadrature ``method`` would otherwise clash with the attribution ``method``).
+RESERVED_KEYS = frozenset({"id", "model", "method", "sample", "upload", "columns"})
+
+
+def param_key(field_name: str) -> str:
+    """The URL key of a params field."""
+    return f"param.{field_name}" if field_name in RESERVED_KEYS else field_name
+
+
+def _quote(value: str) -> str:
+    text = value if len(value) <= MAX_SHOWN_VALUE else value[: MAX_SHOWN_VALUE - 1] + "…"
+    return repr(text)
+
+
+class QueryReader:
+    """Reads query parameters one key at a time, collecting one message per problem.
+
+    Each reader method marks its key as used and returns a valid value: the one in the URL
+    when it is allowed, the default otherwise. :meth:`finish` adds a message for every key
+    that no method asked for.
+    """
+
+    def __init__(self, query: Query):
+        self.query = {str(k): [str(v) for v in (vs if isinstance(vs, (list, tuple)) else [vs])]
+                      for k, vs in query.items()}
+        self.used: set[str] = set()
+        self.problems: list[str] = []
+
+    def raw(self, key: str) -> str | None:
+        """The single value of ``key``, or None when absent or repeated (repeats are reported)."""
+        self.used.add(key)
+        values = self.query.get(key)
+        if not values:
+            return None
+        if len(values) > 1:
+            self.problems.append(f"'{key}' appears {len(values)} times in the link; give it once.")
+            return None
+        return values[0]
+
+    def has(self, key: str) -> bool:
+        return key in self.query
+
+    def choice(self, key: str, allowed: Sequence[str], default: str, what: str) -> str:
+        """A value from ``allowed``; anything else is reported and replaced by ``default``."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        if value not in allowed:
+            self.problems.append(f"Unknown {what} {_quote(value)}; showing {default}. "
+                                 f"Choose one of: {', '.join(allowed)}.")
+            return default
+        return value
+
+    def integer(self, key: str, low: int, high: int, default: int, what: str) -> int:
+        """An integer in [low, high]; anything else is reported and replaced by ``default``."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        text = value.strip()
+        if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 12:
+            self.problems.append(f"{what} must be a whole number from {low} to {high}, not {_quote(value)}; "
+                                 f"showing {default}.")
+            return default
+        number = int(text)
+        if not low <= number <= high:
+            self.problems.append(f"{what} {number} is out of range: use {low} to {high}; showing {default}.")
+            return default
+        return number
+
+    def link_id(self) -> str | None:
+        """The ``id`` of a shared analysis, if it has the shape of one (checked before any lookup)."""
+        from app.store import is_valid_link_id
+
+        value = self.raw("id")
+        if value is None:
+            return None
+        if not is_valid_link_id(value):
+            self.problems.append(f"{_quote(value)} is not a zooscope link id (22 letters, digits, '-' or '_'). "
+                                 "Check that the whole link was copied.")
+            return None
+        return value
+
+    def params(self, cls: type, keys: Sequence[str] | None = None) -> tuple[tuple[str, str], ...]:
+        """Canonical params of class ``cls`` from the URL keys that are its fields.
+
+        Each bad value is reported and left at its default; the rest are kept.
+        """
+        from analyzers import ParamError, field_specs, params_from_mapping, params_to_mapping
+
+        names = [s.name for s in field_specs(cls)] if keys is None else list(keys)
+        good: dict[str, str] = {}
+        for name in names:
+            if param_key(name) not in self.query:
+                continue
+            value = self.raw(param_key(name))
+            if value is None:
+                continue
+            try:
+                params_from_mapping(cls, {name: value})
+                good[name] = value
+            except ParamError as e:
+                self.problems.append(f"{e}. Using the default.")
+        try:
+            return tuple(params_to_mapping(params_from_mapping(cls, good)).items())
+        except ParamError as e:  # values fine one by one but not together
+            self.problems.append(f"{e}. Using the defaults.")
+            return tuple(params_to_mapping(cls()).items())
+
+    def finish(self) -> tuple[str, ...]:
+        """All problems, including one for each key nothing asked for."""
+        unknown = sorted(set(self.query) - self.used)
+        if unknown:
+            shown = ", ".join(_quote(k) for k in unknown[:8]) + (" …" if len(unknown) > 8 else "")
+            self.problems.append(f"Ignored unknown link parameter{'s' if len(unknown) > 1 else ''}: {shown}.")
+        return tuple(self.problems)
+
+
+# --------------------------------------------------------------------------- allow-lists
+
+
+def image_models(needs: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """Zoo models that take digit images and have every capability in ``needs``."""
+    from model_zoo import REGISTRY
+
+    return tuple(n for n, s in REGISTRY.items() if s.input.modality == "image" and s.supports(needs))
+
+
+def attribution_models() -> tuple[str, ...]:
+    """Image models that at least one attribution method fits."""
+    from analyzers import ATTRIBUTION_METHODS
+    from model_zoo import REGISTRY
+
+    return tuple(n for n in image_models() if any(m.fits(REGISTRY[n]) for m in ATTRIBUTION_METHODS.values()))
+
+
+def attribution_methods(model: str) -> tuple[str, ...]:
+    """Attribution methods that fit ``model`` on image input."""
+    from analyzers import ATTRIBUTION_METHODS
+    from model_zoo import get_spec
+
+    spec = get_spec(model)
+    return tuple(n for n, m in ATTRIBUTION_METHODS.items() if m.fits(spec) and spec.input.modality in m.modalities)
+
+
+def params_class(method: str) -> type:
+    """The params dataclass of an attribution method."""
+    from analyzers import ATTRIBUTION_METHODS
+
+    return ATTRIBUTION_METHODS[method].params
+
+
+def default_params(method: str) -> tuple[tuple[str, str], ...]:
+    """The canonical default params of a method."""
+    from analyzers import params_to_mapping
+
+    return tuple(params_to_mapping(params_class(method)()).items())
+
+
+# --------------------------------------------------------------------------- views
+
+
+class View(Protocol):
+    PAGE: ClassVar[str]
+    link: str | None
+
+    @classmethod
+    def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[Any, tuple[str, ...]]: ...
+
+    def to_query(self) -> dict[str, str]: ...
+
+
+V = TypeVar("V", bound=View)
+
+
+def _without_link(view: Any) -> Any:
+    return dataclasses.replace(view, link=None)
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """Which digit a view looks at: held-out image ``sample``, or this session's upload ``upload``."""
+
+    sample: int = DEFAULT_SAMPLE
+    upload: str | None = None  # sha256 of an uploaded file (kept in the session or in a saved analysis)
+
+    def to_query(self) -> dict[str, str]:
+        return {"upload": self.upload} if self.upload else {"sample": str(self.sample)}
+
+    @classmethod
+    def read(cls, reader: QueryReader, uploads: Container[str] = ()) -> InputRef:
+        """``sample=N`` (a held-out index) or ``upload=<sha256>`` of an upload this session has."""
+        sample = reader.integer("sample", 0, HELDOUT_SIZE - 1, DEFAULT_SAMPLE, "sample")
+        upload = reader.raw("upload")
+        if upload is None:
+            return cls(sample=sample)
+        if upload in uploads:
+            return cls(sample=sample, upload=upload)
+        reader.problems.append("This link points to an uploaded image that this browser session does not have "
+                               "(uploads live only in the session, or in a shared link). Upload it again, or use "
+                               "Share to make a link that keeps it. Showing a held-out digit instead.")
+        return cls(sample=sample)
+
+
+@dataclass(frozen=True)
+class AttributionView:
+    """The Attribution page: one model, one method with its params, one input.
+
+    URL: ``?model=vit-dot&method=integrated_gradients&sample=17&n_steps=64`` (params that
+    differ from the defaults), or ``?id=<link id>`` for a saved analysis.
+    """
+
+    PAGE: ClassVar[str] = "attribution"
+
+    model: str = DEFAULT_MODEL
+    method: str = DEFAULT_METHOD
+    params: tuple[tuple[str, str], ...] = field(default_factory=lambda: default_params(DEFAULT_METHOD))
+    input: InputRef = InputRef()
+    link: str | None = None
+
+    @classmethod
+    def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[AttributionView, tuple[str, ...]]:
+        r = QueryReader(query)
+        link = r.link_id()
+        if link is not None:
+            r.used.update(r.query)  # a saved analysis is the whole view; its other keys are ignored
+            return cls(link=link), r.finish()
+        model = r.choice("model", attribution_models(), DEFAULT_MODEL, "model")
+        methods = attribution_methods(model)
+        method = r.choice("method", methods, DEFAULT_METHOD if DEFAULT_METHOD in methods else methods[0],
+                          f"method for {model}")
+        ref = InputRef.read(r, uploads)
+        params = r.params(params_class(method))
+        return cls(model, method, params, ref), r.finish()
+
+    def to_query(self) -> dict[str, str]:
+        if self.link:
+            return {"id": self.link}
+        defaults = dict(default_params(self.method))
+        changed = {param_key(k): v for k, v in self.params if defaults.get(k) != v}
+        return {"model": self.model, "method": self.method, **self.input.to_query(), **changed}
+
+    def params_object(self) -> Any:
+        """The validated params dataclass of this view's method."""
+        from analyzers import params_from_mapping
+
+        return params_from_mapping(params_class(self.method), dict(self.params))
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the Compare page: a model and an attribution method (default params)."""
+
+    model: str
+    method: str
+
+    def text(self) -> str:
+        return f"{self.model}:{self.method}"
+
+
+DEFAULT_COLUMNS = (Column("vit-dot", "integrated_gradients"), Column("vit-dot", "saliency"),
+                   Column("vit-dot", "occlusion"))
+MIN_COLUMNS, MAX_COLUMNS = 2, 4
+
+
+@dataclass(frozen=True)
+class CompareView:
+    """The Compare page: one input, 2-4 columns of model:method, each with default params.
+
+    URL: ``?sample=3&columns=vit-dot:integrated_gradients,capsnet:integrated_gradients``.
+    """
+
+    PAGE: ClassVar[str] = "compare"
+
+    columns: tuple[Column, ...] = DEFAULT_COLUMNS
+    input: InputRef = InputRef()
+    link: str | None = None
+
+    @classmethod
+    def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[CompareView, tuple[str, ...]]:
+        r = QueryReader(query)
+        link = r.link_id()
+        if link is not None:
+            r.used.update(r.query)
+            return cls(link=link), r.finish()
+        ref = InputRef.read(r, uploads)
+        columns = cls._read_columns(r)
+        return cls(columns, ref), r.finish()
+
+    @staticmethod
+    def _read_columns(r: QueryReader) -> tuple[Column, ...]:
+        raw = r.raw("columns")
+        if raw is None:
+            return DEFAULT_COLUMNS
+        parts = [p for p in raw.split(",") if p.strip()]
+        if not MIN_COLUMNS <= len(parts) <= MAX_COLUMNS:
+            r.problems.append(f"Compare shows {MIN_COLUMNS} to {MAX_COLUMNS} columns; the link has {len(parts)}. "
+                              "Showing the default columns.")
+            return DEFAULT_COLUMNS
+        columns = []
+        for part in parts:
+            model, _, method = part.strip().partition(":")
+            if model not in attribution_models() or method not in attribution_methods(model):
+                r.problems.append(f"Column {_quote(part)} is not model:method with a known pair, e.g. "
+                                  "vit-dot:integrated_gradients. Showing the default columns.")
+                return DEFAULT_COLUMNS
+            columns.append(Column(model, method))
+        return tuple(columns)
+
+    def to_query(self) -> dict[str, str]:
+        if self.link:
+            return {"id": self.link}
+        return {**self.input.to_query(), "columns": ",".join(c.text() for c in self.columns)}
+
+
+@dataclass(frozen=True)
+class ModelsView:
+    """The Models page: which model card is open. URL: ``?model=capsnet``."""
+
+    PAGE: ClassVar[str] = "models"
+
+    model: str = DEFAULT_MODEL
+    link: str | None = None
+
+    @classmethod
+    def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[ModelsView, tuple[str, ...]]:
+        from model_zoo import REGISTRY
+
+        r = QueryReader(query)
+        model = r.choice("model", tuple(REGISTRY), DEFAULT_MODEL, "model")
+        return cls(model), r.finish()
+
+    def to_query(self) -> dict[str, str]:
+        return {"model": self.model}
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """A page that only opens shared links (Home): ``?id=<link id>``."""
+
+    PAGE: ClassVar[str] = "home"
+
+    link: str | None = None
+
+    @classmethod
+    def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[LinkView, tuple[str, ...]]:
+        r = QueryReader(query)
+        return cls(r.link_id()), r.finish()
+
+    def to_query(self) -> dict[str, str]:
+        return {"id": self.link} if self.link else {}
+
+
+# --------------------------------------------------------------------------- binding to the page
+
+
+@dataclass(frozen=True)
+class Bound(Generic[V]):
+    """What :func:`bind` found: the view to seed widgets from, whether a link was just opened,
+    and the problems of that link (kept until the person changes the view)."""
+
+    view: V
+    opened: bool
+    problems: tuple[str, ...]
+
+
+def read_query() -> dict[str, list[str]]:
+    """The current URL's query parameters, every value of every key."""
+    return {k: st.query_params.get_all(k) for k in st.query_params.keys()}
+
+
+def _signature(query: Mapping[str, Sequence[str] | str]) -> str:
+    norm = {k: [v] if isinstance(v, str) else list(v) for k, v in query.items()}
+    return json.dumps(norm, sort_keys=True)
+
+
+def bind(view_cls: type[V]) -> Bound[V]:
+    """The view this run starts from.
+
+    A URL the person opened or edited (different from what this session last wrote for the
+    page) is parsed and wins: ``opened`` is True and widgets are re-seeded. Otherwise the
+    session's last view of the page is used (or the defaults), so leaving a page and coming
+    back keeps it as it was.
+    """
+    data = session.current()
+    page = view_cls.PAGE
+    query = read_query()
+    if query and _signature(query) != data.written_query.get(page):
+        view, problems = view_cls.from_query(query, data.uploads)
+        if view.link:
+            view, problems = _open_saved(view_cls, view.link, problems)
+        data.views[page] = view
+        data.notices[page] = problems
+        data.written_query[page] = _signature(query)
+        return Bound(view, True, problems)
+    view = data.views.get(page)
+    if not isinstance(view, view_cls):
+        view = view_cls()
+    return Bound(view, False, data.notices.get(page, ()))
+
+
+def _open_saved(view_cls: type[V], link: str, problems: tuple[str, ...]) -> tuple[V, tuple[str, ...]]:
+    """The saved view behind ``link`` (switching to the page that shows it), or the defaults."""
+    from app import navigation, share
+
+    try:
+        saved = share.open_link(link)
+    except share.LinkProblem as e:
+        return view_cls(), (*problems, str(e))
+    if saved.page != view_cls.PAGE:
+        target = navigation.page_file(saved.page)
+        if target is None:
+            return view_cls(), (*problems, f"This link was saved on the {saved.page!r} page, which this "
+                                           "zooscope does not have.")
+        st.switch_page(str(target), query_params={"id": link})
+    share.restore_inputs(saved, session.current())
+    view, more = view_cls.from_query(saved.view, session.current().uploads)
+    return dataclasses.replace(view, link=link), (*problems, *more)
+
+
+def settle(bound: Bound[V], view: V) -> V:
+    """The view built from the widgets, keeping the bound view's link while nothing else changed."""
+    if bound.view.link and _without_link(view) == _without_link(bound.view):
+        return dataclasses.replace(view, link=bound.view.link)
+    return view
+
+
+def publish(view: View) -> None:
+    """Make the URL reproduce ``view`` and remember it as this page's current view."""
+    data = session.current()
+    page = view.PAGE
+    if data.views.get(page) != view:
+        data.notices.pop(page, None)  # the person moved on from the link they opened
+    data.views[page] = view
+    query = view.to_query()
+    if _signature(query) != _signature(read_query()):
+        st.query_params.from_dict(query)
+    data.written_query[page] = _signature(query)
+
+
+def canonical(params: Any) -> tuple[tuple[str, str], ...]:
+    """The canonical form of a params dataclass, as views hold it."""
+    from analyzers import params_to_mapping
+
+    return tuple(params_to_mapping(params).items())

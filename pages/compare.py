@@ -1,0 +1,45 @@
+"""Compare: one input, 2-4 columns (a model or a method each) on one colour scale."""
+
+import streamlit as st
+
+from app import charts, messages, session, state, views
+from app.state import MAX_COLUMNS, MIN_COLUMNS, Column, CompareView
+
+st.title("Compare")
+bound = state.bind(CompareView)
+messages.link_problems(bound.problems)
+keys = session.WidgetKeys(CompareView.PAGE, force=bound.opened)
+seed = bound.view
+
+picker, setup = st.columns([1, 2.6], gap="large")
+with picker:
+    picked = views.input_picker(keys, seed.input)
+with setup:
+    counts = list(range(MIN_COLUMNS, MAX_COLUMNS + 1))
+    n = st.radio("Columns", counts, horizontal=True, key=keys.key("n", len(seed.columns), counts))
+    columns = []
+    for i, place in enumerate(st.columns(n)):
+        prior = seed.columns[i] if i < len(seed.columns) else seed.columns[-1]
+        with place:
+            columns.append(views.column_picker(keys, i, prior))
+
+view = state.settle(bound, CompareView(tuple(columns), picked.ref))
+state.publish(view)
+
+saved = views.saved_results(view.link)
+if saved is not None:
+    views.provenance(saved)
+    results = saved.results
+else:
+    results = views.compare_results(view.columns, picked.pixels)
+if results:
+    vmax = charts.symmetric_max([r.attributions for r in results.values()])
+    st.caption(f"One colour scale for every column: ±{vmax:.4g} (the largest |attribution| among them).")
+    for i, (place, column) in enumerate(zip(st.columns(len(view.columns)), view.columns)):
+        with place:
+            views.compare_column(results[f"col{i}"], column, vmax, key=f"col{i}")
+    views.downloads("compare", results, key="compare")
+    title = " vs ".join(f"{views.method_label(c.method)} · {c.model}" for c in view.columns)
+    view = views.share_button(view, title=f"{title} · {picked.label}", inputs={"pixels": picked.pixels},
+                              results=results, models=tuple(dict.fromkeys(c.model for c in view.columns)))
+    state.publish(view)
