@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .params import Params, param, target_param
+from .forward import image_batch
+from .params import Params, param
 from .results import CapsuleResult, PoseResult
+from .run import analysis
 from .spec import Inputs
 
 CAPSNET_PAPER = "Sabour, Frosst & Hinton 2017, Dynamic Routing Between Capsules, https://arxiv.org/abs/1710.09829"
@@ -35,10 +37,60 @@ class PoseParams(Params):
 
 
 def capsule_routing(model, spec, inputs: Inputs, params: CapsuleParams = CapsuleParams()) -> CapsuleResult:
-    """Capsule lengths, routing coefficients of every iteration, and reconstructions."""
-    raise NotImplementedError
+    """Capsule lengths, routing coefficients of every iteration, and reconstructions.
+
+    Routing coefficients c_ij (eq. 3) sum to 1 over the 10 digit capsules for each primary
+    capsule i; the grid view averages them over the 16 primary types at each of the 6x6
+    positions, the type view over the positions.
+    """
+    with analysis(model, spec, "capsule_routing", params) as run:
+        x = image_batch(inputs, spec, run.device)
+        with torch.no_grad():
+            out = model(x)
+            pred = out.lengths.argmax(1)  # (B,)
+            target = pred if params.target < 0 else torch.full_like(pred, params.target)
+            recon_pred = model.reconstruct(out.poses, pred)[:, 0]  # (B, 28, 28)
+            recon_target = model.reconstruct(out.poses, target)[:, 0]
+        cfg = model.cfg
+        iters, B = out.routing.shape[:2]
+        c = out.routing.view(iters, B, cfg.grid, cfg.grid, cfg.primary_types, cfg.n_classes)  # (y, x, type) order
+        return CapsuleResult(
+            info=run.info(), inputs=_np(x), lengths=_np(out.lengths), predictions=_np(pred), targets=_np(target),
+            routing=_np(out.routing), routing_grid=_np(c.mean(4)), routing_types=_np(c.mean((2, 3))),
+            primary_lengths=_np(out.primary.norm(dim=-1).view(B, cfg.grid, cfg.grid, cfg.primary_types)),
+            recon_predicted=_np(recon_pred), recon_target=_np(recon_target), labels=tuple(spec.input.labels),
+        )
 
 
 def pose_perturbation(model, spec, inputs: Inputs, params: PoseParams = PoseParams()) -> PoseResult:
-    """Images decoded with each of the 16 pose dimensions of a class capsule shifted over [-span, span]."""
-    raise NotImplementedError
+    """Images decoded with each of the 16 pose dimensions of a class capsule shifted over [-span, span].
+
+    The paper's fig. 4: each row is one dimension of the target capsule's pose, each column an
+    offset added to it; every other capsule is masked out by the decoder.
+    """
+    with analysis(model, spec, "pose_perturbation", params) as run:
+        x = image_batch(inputs, spec, run.device)
+        offsets = torch.linspace(-params.span, params.span, params.steps, device=run.device)  # (S,)
+        with torch.no_grad():
+            out = model(x)
+            target = out.lengths.argmax(1) if params.target < 0 else torch.full((x.shape[0],), params.target,
+                                                                                   device=run.device)
+            images = torch.stack([_perturbed(model, out.poses[i], int(target[i]), offsets)
+                                  for i in range(x.shape[0])])  # (B, 16, S, 28, 28)
+        return PoseResult(info=run.info(), inputs=_np(x), targets=_np(target), offsets=_np(offsets).astype(np.float64),
+                          images=_np(images))
+
+
+def _perturbed(model, poses: torch.Tensor, target: int, offsets: torch.Tensor) -> torch.Tensor:
+    """Decode one example's poses (10, 16) with each dim of capsule ``target`` shifted: (16, S, 28, 28)."""
+    n_dim, S = poses.shape[1], offsets.shape[0]
+    batch = poses.expand(n_dim, S, *poses.shape).clone()  # (16, S, 10, 16)
+    dims = torch.arange(n_dim, device=poses.device)
+    batch[dims, :, target, dims] += offsets  # dim d of row d moves
+    images = model.reconstruct(batch.view(n_dim * S, *poses.shape), target)  # (16 * S, 1, 28, 28)
+    return images.view(n_dim, S, 28, 28)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    return t.numpy().astype(np.int64) if not t.is_floating_point() else t.float().numpy()
