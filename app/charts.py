@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 
 IMAGE_SIZE = 260  # px, side of an image chart
+# Plot areas keep the size asked for; titles and legends are added around them. (Streamlit's
+# default, autosize "fit", squeezes the plot to make room for them, which distorts images.)
+PAD = alt.AutoSizeParams(type="pad", contains="padding")
 DIVERGING = "redblue"  # reversed below: positive = red, negative = blue
-CELL_STROKE = None
 
 
 # --------------------------------------------------------------------------- data frames
@@ -44,10 +46,27 @@ def symmetric_max(arrays: Sequence[np.ndarray], floor: float = 1e-12) -> float:
     return float(max([floor, *finite]))
 
 
-def _axes(size: int, n: int) -> tuple[alt.X, alt.Y]:
-    x = alt.X("col:O", axis=None, scale=alt.Scale(paddingInner=0))
-    y = alt.Y("row:O", axis=None, scale=alt.Scale(paddingInner=0))
-    return x, y
+def _axes(shape: tuple[int, ...], overlap: bool = True) -> dict[str, Any]:
+    """Cell-exact x/y encodings (quantitative with x2/y2), row 0 at the top, no axes.
+
+    Opaque layers overlap each cell a little into the next (``overlap``) so that no
+    anti-aliasing seams show between cells; translucent layers keep exact cells.
+    """
+    height, width = shape[:2]
+    end = "+ 1.08" if overlap else "+ 1"
+    return {
+        "x": alt.X("col:Q", axis=None, scale=alt.Scale(domain=[0, width], nice=False, zero=False)),
+        "x2": alt.X2("x_end:Q"),
+        "y": alt.Y("row:Q", axis=None, scale=alt.Scale(domain=[0, height], nice=False, zero=False, reverse=True)),
+        "y2": alt.Y2("y_end:Q"),
+    } | {"_end": end}
+
+
+def _cells(chart: alt.Chart, shape: tuple[int, ...], overlap: bool = True) -> alt.Chart:
+    """Encode a rect chart on the cell grid of an array of ``shape``."""
+    enc = _axes(shape, overlap)
+    end = enc.pop("_end")
+    return chart.transform_calculate(x_end=f"datum.col {end}", y_end=f"datum.row {end}").encode(**enc)
 
 
 # --------------------------------------------------------------------------- builders
@@ -56,12 +75,10 @@ def _axes(size: int, n: int) -> tuple[alt.X, alt.Y]:
 def image_chart(pixels: np.ndarray, title: str = "Input", size: int = IMAGE_SIZE) -> alt.Chart:
     """A grayscale image (H, W) in [0, 1] as a heatmap: white strokes on black, like MNIST."""
     df = grid_frame(pixels, "pixel")
-    x, y = _axes(size, pixels.shape[0])
-    return alt.Chart(df, title=title).mark_rect().encode(
-        x=x, y=y,
+    return _cells(alt.Chart(df, title=title).mark_rect(), np.shape(pixels)).encode(
         color=alt.Color("pixel:Q", scale=alt.Scale(domain=[0, 1], range=["black", "white"]), legend=None),
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f")],
-    ).properties(width=size, height=size)
+    ).properties(width=size, height=size, autosize=PAD)
 
 
 def attribution_chart(pixels: np.ndarray, attribution: np.ndarray, vmax: float | None = None,
@@ -76,11 +93,10 @@ def attribution_chart(pixels: np.ndarray, attribution: np.ndarray, vmax: float |
     df = grid_frame(pixels, "pixel")
     df["attribution"] = np.asarray(attribution, dtype=np.float64).ravel()
     df["magnitude"] = df["attribution"].abs()
-    x, y = _axes(size, pixels.shape[0])
-    base = alt.Chart(df, title=title).encode(x=x, y=y)
-    under = base.mark_rect().encode(
+    base = alt.Chart(df, title=title)
+    under = _cells(base.mark_rect(), np.shape(pixels)).encode(
         color=alt.Color("pixel:Q", scale=alt.Scale(domain=[0, 1], range=["#000000", "#9a9a9a"]), legend=None))
-    over = base.mark_rect().encode(
+    over = _cells(base.mark_rect(), np.shape(pixels), overlap=False).encode(
         color=alt.Color("attribution:Q", title="attribution",
                         scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-vmax, vmax], domainMid=0, clamp=True),
                         legend=alt.Legend(orient="bottom", gradientLength=size - 20, format=".2g")),
@@ -89,23 +105,22 @@ def attribution_chart(pixels: np.ndarray, attribution: np.ndarray, vmax: float |
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f"),
                  alt.Tooltip("attribution:Q", format=".4g")],
     )
-    return alt.layer(under, over).resolve_scale(color="independent").properties(width=size, height=size)
+    return alt.layer(under, over).resolve_scale(color="independent").properties(width=size, height=size, autosize=PAD)
 
 
 def heatmap_chart(values: np.ndarray, title: str = "", scheme: str = "viridis", size: int = IMAGE_SIZE,
                   domain: tuple[float, float] | None = None, value_name: str = "value") -> alt.Chart:
     """Any (H, W) array as a heatmap with a colour legend and tooltips (row, col, value)."""
     df = grid_frame(values, value_name)
-    x, y = _axes(size, values.shape[0])
     scale = alt.Scale(scheme=scheme, domain=list(domain)) if domain else alt.Scale(scheme=scheme)
-    return alt.Chart(df, title=title).mark_rect().encode(
-        x=x, y=y, color=alt.Color(f"{value_name}:Q", scale=scale, legend=alt.Legend(orient="bottom")),
+    return _cells(alt.Chart(df, title=title).mark_rect(), np.shape(values)).encode(
+        color=alt.Color(f"{value_name}:Q", scale=scale, legend=alt.Legend(orient="bottom")),
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip(f"{value_name}:Q", format=".4g")],
-    ).properties(width=size, height=size)
+    ).properties(width=size, height=size, autosize=PAD)
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", value_name: str = "value",
-              highlight: int | None = None, width: int = 320, height: int = 220) -> alt.Chart:
+              highlight: int | None = None, width: int = 260, height: int = 220) -> alt.Chart:
     """Vertical bars, one per label, with the ``highlight`` bar in a stronger colour."""
     df = pd.DataFrame({"label": [str(v) for v in labels], value_name: np.asarray(values, dtype=np.float64)})
     df["chosen"] = [i == highlight for i in range(len(df))]
@@ -114,7 +129,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", v
         y=alt.Y(f"{value_name}:Q", title=value_name),
         color=alt.condition("datum.chosen", alt.value("#d62728"), alt.value("#8fa8c8")),
         tooltip=[alt.Tooltip("label:N"), alt.Tooltip(f"{value_name}:Q", format=".4f")],
-    ).properties(width=width, height=height)
+    ).properties(width=width, height=height, autosize=PAD)
 
 
 def scores_chart(labels: Sequence[str], scores: np.ndarray, predicted: int | None = None,
@@ -138,7 +153,7 @@ def curves_chart(fractions: np.ndarray, curves: Mapping[str, np.ndarray], title:
         strokeDash=alt.StrokeDash("random:N", legend=None),
         tooltip=[alt.Tooltip("curve:N"), alt.Tooltip("fraction:Q", format=".2f"),
                  alt.Tooltip("value:Q", format=".4g")],
-    ).properties(width=320, height=220)
+    ).properties(width=280, height=200, autosize=PAD)
 
 
 # --------------------------------------------------------------------------- showing
@@ -219,19 +234,21 @@ def download_buttons(name: str, *, record: Mapping[str, Any] | None = None,
     import streamlit as st
 
     slug = _slug(key or name)
-    cols = st.columns(4, width=520)
+    row = st.container(horizontal=True)
     if record is not None:
-        cols[0].download_button("JSON", lambda: json.dumps(record, indent=2, default=_json_default),
-                                f"{slug}.json", "application/json", key=f"dl.{slug}.json", on_click="ignore")
+        row.download_button("JSON", lambda: json.dumps(record, indent=2, default=_json_default),
+                            f"{slug}.json", "application/json", key=f"dl.{slug}.json", on_click="ignore",
+                            icon=":material/download:")
     if table is not None:
-        cols[1].download_button("CSV", lambda: table.to_csv(index=False), f"{slug}.csv", "text/csv",
-                                key=f"dl.{slug}.table", on_click="ignore")
+        row.download_button("CSV", lambda: table.to_csv(index=False), f"{slug}.csv", "text/csv",
+                            key=f"dl.{slug}.table", on_click="ignore", icon=":material/download:")
     if arrays and main_array in arrays:
-        cols[2].download_button("NPY", lambda: npy_bytes(arrays[main_array]), f"{slug}-{main_array}.npy",
-                                "application/octet-stream", key=f"dl.{slug}.npy", on_click="ignore")
+        row.download_button("NPY", lambda: npy_bytes(arrays[main_array]), f"{slug}-{main_array.replace('/', '-')}.npy",
+                            "application/octet-stream", key=f"dl.{slug}.npy", on_click="ignore",
+                            icon=":material/download:")
     if arrays:
-        cols[3].download_button("NPZ", lambda: npz_bytes(arrays), f"{slug}.npz", "application/octet-stream",
-                                key=f"dl.{slug}.npz", on_click="ignore")
+        row.download_button("NPZ (all arrays)", lambda: npz_bytes(arrays), f"{slug}.npz", "application/octet-stream",
+                            key=f"dl.{slug}.npz", on_click="ignore", icon=":material/download:")
 
 
 def _json_default(value: Any) -> Any:

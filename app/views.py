@@ -27,11 +27,8 @@ def sidebar() -> None:
     from model_zoo import best_device
 
     with st.sidebar:
-        st.divider()
-        st.caption("Models run on")
-        st.text(str(best_device()))
-        st.caption("Versions")
-        st.text("\n".join(f"{k} {v}" for k, v in share.library_versions().items()))
+        st.caption(messages.escape(f"Models run on: {best_device()}"))
+        st.caption("  \n".join(messages.escape(f"{k} {v}") for k, v in share.library_versions().items()))
 
 
 def model_label(name: str) -> str:
@@ -172,8 +169,8 @@ def provenance(saved: share.SavedView) -> None:
 # --------------------------------------------------------------------------- results
 
 
-def _fmt(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.6g}"
+def _fmt(value: float, digits: int = 6) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.{digits}g}"
 
 
 def prediction(result: Any, i: int = 0) -> None:
@@ -195,7 +192,7 @@ def completeness(result: Any, i: int = 0) -> None:
     cols = st.columns(4)
     cols[0].metric("Σ attributions", _fmt(total))
     cols[1].metric("F(x) − F(baseline)", _fmt(gap))
-    cols[2].metric("Convergence delta", _fmt(float(result.delta[i])))
+    cols[2].metric("Convergence delta", _fmt(float(result.delta[i]), 3))
     rel = float(result.rel_error[i])
     cols[3].metric("Relative error", "n/a" if not np.isfinite(rel) else f"{rel:.2%}")
     if not np.isfinite(rel):
@@ -247,8 +244,13 @@ def downloads(name: str, results: Mapping[str, Any], key: str) -> None:
         meta, arr = to_record(result)
         record[part] = {"summary": result.summary(), "record": meta}
         arrays.update({f"{part}/{k}": v for k, v in arr.items()})
+    import pandas as pd
+
+    table = pd.DataFrame([{"part": part, **{k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
+                                             for k, v in r["summary"].items()}} for part, r in record.items()])
     main = next(iter(results), "")
-    charts.download_buttons(name, record=record, arrays=arrays, main_array=f"{main}/attributions", key=key)
+    charts.download_buttons(name, record=record, arrays=arrays, main_array=f"{main}/attributions", table=table,
+                            key=key)
 
 
 # --------------------------------------------------------------------------- sharing
@@ -305,8 +307,9 @@ def gallery(items: Sequence[Curated], per_row: int = 4) -> None:
         for col, item in zip(cols, shown[start:start + per_row]):
             with col.container(border=True):
                 st.image(thumbnail(cache.sample_pixels(item.sample), 3), width=84)
-                st.page_link(str(navigation.page_file(item.page)), label=messages.escape(item.title),
-                             query_params=dict(item.query), icon=":material/open_in_new:")
+                st.markdown(f"**{messages.escape(item.title)}**")
+                st.page_link(str(navigation.page_file(item.page)), label="Open", query_params=dict(item.query),
+                             icon=":material/open_in_new:")
 
 
 def recent_shares(limit: int = 8) -> None:
@@ -336,7 +339,8 @@ def model_table() -> Any:
     for name, spec in REGISTRY.items():
         metrics = ", ".join(f"{k} {v}" for k, v in spec.metrics.items())
         rows.append({"model": name, "family": spec.family, "task": spec.task,
-                     "parameters": spec.card.get("parameters"), "metrics (held-out)": metrics or "pretrained",
+                     "parameters": cache.parameter_count(name),
+                     "metrics (held-out)": metrics or ("pretrained" if spec.recipe is None else "—"),
                      "checkpoint": "shipped" if spec.sha256 else ("pretrained package" if not spec.checkpoint
                                                                  else "not trained yet")})
     return pd.DataFrame(rows)
@@ -379,7 +383,7 @@ def model_card(name: str) -> None:
         st.text(f"{spec.input.modality}, {spec.input.normalisation}")
     with right:
         st.caption("Architecture")
-        st.json(card.get("config") or dataclasses.asdict(spec.config), expanded=False)
+        st.json(card.get("config") or dataclasses.asdict(spec.config), expanded=True)
         st.caption("Analyses that fit")
         st.text(", ".join(method_label(a) for a in compatible(spec)))
     st.caption("Checkpoint sha256")
