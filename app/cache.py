@@ -119,20 +119,15 @@ def result_key(*, input_sha256: str, model: str, analysis: str, params: Mapping[
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _freeze(result: Any) -> Any:
-    """Make a result's arrays read-only: cached results are shared between sessions."""
-    for value in vars(result).values() if hasattr(result, "__dict__") else ():
-        if isinstance(value, np.ndarray):
-            value.flags.writeable = False
-    return result
-
-
 def cached(key: str, compute: Callable[[], R]) -> R:
-    """The cached value for ``key``, computing and storing it on a miss."""
+    """The cached value for ``key``, computing and storing it on a miss.
+
+    Cached results are shared by every session: treat them as read-only.
+    """
     hit = results().get(key)
     if hit is not None:
         return hit
-    value = _freeze(compute())
+    value = compute()
     results().put(key, value)
     return value
 

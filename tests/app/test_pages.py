@@ -1,0 +1,139 @@
+"""The pages through Streamlit's AppTest: they render, share links reproduce, bad links are survivable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import compute, navigation
+from app.session import WidgetKeys
+
+MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+TIMEOUT = 240  # seconds per script run: the first run of a model loads it and computes on CPU
+FAST_IG = {"model": "vit-dot", "method": "integrated_gradients", "sample": "17", "n_steps": "16"}
+
+
+@pytest.fixture(autouse=True)
+def zooscope_home(tmp_path, monkeypatch):
+    """Every test gets its own empty analysis store."""
+    monkeypatch.setenv("ZOOSCOPE_HOME", str(tmp_path))
+    return tmp_path
+
+
+def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
+    """A fresh browser session that opens ``page`` with the URL query ``query``."""
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.run()  # the entry point registers the pages
+    at.query_params = dict(query or {})
+    if page != "home":
+        at.switch_page(f"../pages/{page}.py")
+    return at.run()
+
+
+def numbers(at: AppTest) -> dict[str, str]:
+    """Every metric on the page, label -> displayed value."""
+    return {m.label: m.value for m in at.metric}
+
+
+def share(at: AppTest) -> str:
+    """Click Share and return the new link id."""
+    next(b for b in at.button if b.label == "Share").click().run()
+    assert not at.exception, at.exception
+    link = at.query_params.get("id")
+    assert isinstance(link, str) and len(link) == 22, at.query_params
+    assert any(f"?id={link}" in c.value for c in at.code)
+    return link
+
+
+def refuse_to_compute(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("a shared analysis must be shown from the store, not recomputed")
+    monkeypatch.setattr(compute, "run", boom)
+
+
+MAIN_WIDGETS = {
+    "home": lambda at: len(at.get("page_link")) >= 6,
+    "models": lambda at: at.selectbox(key=WidgetKeys("models").name("model")).value == "vit-dot"
+                         and len(at.dataframe) == 1,
+    "attribution": lambda at: {s.label for s in at.selectbox} >= {"Model", "Method", "Digit class"}
+                              and "Prediction" in numbers(at) and "Relative error" in numbers(at),
+    "compare": lambda at: at.radio(key=WidgetKeys("compare").name("n")).value == 3
+                          and sum(m.label == "Prediction" for m in at.metric) == 3,
+}
+
+
+@pytest.mark.parametrize("page", [p.name for p in navigation.available()])
+def test_every_page_renders_with_its_main_widgets(page):
+    at = open_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.title, "every page has a title"
+    check = MAIN_WIDGETS.get(page)
+    assert check is None or check(at), page
+
+
+def test_a_share_link_reproduces_identical_numbers_in_a_fresh_session(monkeypatch):
+    first = open_page("attribution", FAST_IG)
+    shown = numbers(first)
+    assert shown["Prediction"] and shown["Σ attributions"] != "n/a"
+    link = share(first)
+
+    refuse_to_compute(monkeypatch)
+    second = open_page("attribution", {"id": link})
+    assert not second.exception and not second.error, [e.value for e in second.error]
+    assert numbers(second) == shown
+    assert any("numbers are the saved ones" in c.value for c in second.caption)
+    assert second.query_params == {"id": link}
+    assert second.number_input(key=WidgetKeys("attribution").name("integrated_gradients.n_steps")).value == 16
+
+
+def test_a_compare_link_reproduces_every_column(monkeypatch):
+    query = {"sample": "300", "columns": "vit-dot:saliency,vit-dot:input_x_gradient"}
+    first = open_page("compare", query)
+    shown = numbers(first)
+    link = share(first)
+    refuse_to_compute(monkeypatch)
+    second = open_page("compare", {"id": link})
+    assert not second.exception and numbers(second) == shown
+
+
+def test_home_opens_a_shared_link_on_its_own_page():
+    link = share(open_page("attribution", FAST_IG))
+    at = open_page("home", {"id": link})
+    assert not at.exception
+    assert at.title[0].value == "Attribution"
+    assert at.query_params == {"id": link}
+
+
+def test_a_link_whose_model_changed_since_says_so(monkeypatch):
+    link = share(open_page("attribution", FAST_IG))
+    from model_zoo.spec import ModelSpec
+
+    monkeypatch.setattr(ModelSpec, "sha256", property(lambda self: "f" * 64))
+    at = open_page("attribution", {"id": link})
+    assert not at.exception
+    assert any("has changed since this analysis was saved" in w.value.replace("\\", "") for w in at.warning)
+
+
+@pytest.mark.parametrize("query, expected", [
+    ({"model": "nope", "n_steps": "-1", "sample": "5000", "foo": "<script>alert(1)</script>"}, "nope"),
+    ({"id": "A" * 22}, "No analysis is saved under this link"),
+    ({"id": "../../etc/passwd"}, "not a zooscope link id"),
+    ({**FAST_IG, "n_steps": "1e9"}, "n_steps"),
+])
+def test_bad_links_show_an_error_above_a_usable_page(query, expected):
+    at = open_page("attribution", query)
+    assert not at.exception
+    assert at.error and expected in at.error[0].value.replace("\\", "")
+    assert at.selectbox(key=WidgetKeys("attribution").name("model")).value == "vit-dot"
+    assert "Prediction" in numbers(at)
+
+
+def test_changing_a_widget_rewrites_the_url_and_drops_the_link():
+    at = open_page("attribution", FAST_IG)
+    share(at)
+    at.number_input(key=WidgetKeys("attribution").name("integrated_gradients.n_steps")).set_value(8).run()
+    assert not at.exception
+    assert at.query_params == {**FAST_IG, "n_steps": "8"}

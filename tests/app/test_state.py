@@ -1,0 +1,154 @@
+"""Share-link state: URL parameters to typed views and back, validated against allow-lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import charts, messages, share, state
+from app.state import AttributionView, Column, CompareView, InputRef, LinkView, ModelsView
+
+
+def q(**kw: str | list[str]) -> dict[str, list[str]]:
+    """A query as Streamlit gives it: every key with a list of values."""
+    return {k.replace("__", "."): v if isinstance(v, list) else [v] for k, v in kw.items()}
+
+
+def test_the_documented_example_url_parses_cleanly():
+    view, problems = AttributionView.from_query(
+        q(model="vit-dot", method="integrated_gradients", sample="17", n_steps="64"))
+    assert problems == ()
+    assert (view.model, view.method, view.input, view.link) == ("vit-dot", "integrated_gradients", InputRef(17), None)
+    assert view.params_object().n_steps == 64
+
+
+@pytest.mark.parametrize("view", [
+    AttributionView(),
+    AttributionView("vit-dot", "saliency", state.default_params("saliency"), InputRef(999)),
+    AttributionView(params=(("n_steps", "16"), *state.default_params("integrated_gradients")[1:]), input=InputRef(3)),
+    CompareView(),
+    CompareView((Column("vit-dot", "occlusion"), Column("capsnet", "integrated_gradients")), InputRef(42)),
+    ModelsView("capsnet"),
+])
+def test_views_round_trip_through_the_url(view):
+    back, problems = type(view).from_query(q(**view.to_query()))
+    assert problems == ()
+    assert back == view
+
+
+def test_changed_params_only_are_written_and_reserved_names_are_prefixed():
+    params = AttributionView().params_object().replace(n_steps=16, method="riemann_left")
+    view = AttributionView(params=state.canonical(params), input=InputRef(5))
+    query = view.to_query()
+    assert query == {"model": "vit-dot", "method": "integrated_gradients", "sample": "5", "n_steps": "16",
+                     "param.method": "riemann_left"}
+    assert AttributionView.from_query(q(**{k.replace(".", "__"): v for k, v in query.items()}))[0] == view
+
+
+@pytest.mark.parametrize("bad", ["-1", "0", "1e9", "nan", "5.5", "abc", ""])
+def test_bad_n_steps_gives_a_message_and_keeps_the_default(bad):
+    view, problems = AttributionView.from_query(q(model="vit-dot", method="integrated_gradients", n_steps=bad))
+    assert len(problems) == 1 and "n_steps" in problems[0]
+    assert view.params_object().n_steps == 64
+
+
+def test_unknown_model_method_and_keys_each_get_a_message():
+    view, problems = AttributionView.from_query(q(model="resnet-9000", method="magic", sample="3", foo="1"))
+    assert view.model == state.DEFAULT_MODEL and view.method == state.DEFAULT_METHOD
+    assert view.input.sample == 3
+    text = " ".join(problems)
+    assert "resnet-9000" in text and "magic" in text and "'foo'" in text
+
+
+def test_an_analyzer_that_is_not_an_attribution_method_is_refused():
+    view, problems = AttributionView.from_query(q(model="vit-dot", method="attention_maps"))
+    assert view.method == state.DEFAULT_METHOD and "attention_maps" in problems[0]
+
+
+def test_text_models_are_not_offered_for_pixel_attribution():
+    assert "minilm" not in state.attribution_models()
+    assert "vit-dot" in state.attribution_models()
+
+
+@pytest.mark.parametrize("sample", ["-1", "1000", "17.5", "1" * 40, "0x10"])
+def test_sample_out_of_range_or_not_a_number(sample):
+    view, problems = AttributionView.from_query(q(sample=sample))
+    assert view.input.sample == state.DEFAULT_SAMPLE and len(problems) == 1
+
+
+def test_repeated_keys_are_reported_not_guessed():
+    view, problems = AttributionView.from_query(q(model=["vit-dot", "capsnet"], n_steps=["8", "16"]))
+    assert view.model == state.DEFAULT_MODEL and view.params_object().n_steps == 64
+    assert sum("appears 2 times" in p for p in problems) == 2
+
+
+def test_overlong_values_are_cut_short_in_messages():
+    _, problems = AttributionView.from_query(q(model="x" * 10_000))
+    assert len(problems[0]) < 300
+
+
+@pytest.mark.parametrize("link", ["short", "A" * 23, "../../etc/passwd0000000", "'; DROP TABLE x;--aaaaa", "A" * 21 + "!"])
+def test_malformed_ids_are_rejected_before_any_lookup(link):
+    view, problems = AttributionView.from_query(q(id=link))
+    assert view.link is None and "not a zooscope link id" in problems[0]
+
+
+def test_a_well_formed_id_is_the_whole_view():
+    view, problems = AttributionView.from_query(q(id="A" * 22, model="capsnet"))
+    assert view.link == "A" * 22 and problems == ()
+    assert view.to_query() == {"id": "A" * 22}
+    assert LinkView.from_query(q(id="B" * 22))[0].link == "B" * 22
+
+
+def test_uploads_are_only_accepted_when_the_session_has_them():
+    sha = "ab" * 32
+    view, problems = AttributionView.from_query(q(upload=sha), uploads={sha})
+    assert view.input == InputRef(0, sha) and problems == ()
+    view, problems = AttributionView.from_query(q(upload=sha))
+    assert view.input.upload is None and "uploaded image" in problems[0]
+
+
+@pytest.mark.parametrize("columns", ["vit-dot:saliency", "a:b,c:d", "vit-dot:saliency," * 5, "vit-dot:nope,vit-dot:saliency"])
+def test_bad_compare_columns_fall_back_to_the_defaults(columns):
+    view, problems = CompareView.from_query(q(columns=columns))
+    assert view.columns == state.DEFAULT_COLUMNS and len(problems) == 1
+
+
+def test_messages_disarm_markdown_and_html():
+    text = "[click](javascript:alert(1)) <b>x</b> :red[y] $x$ **z**"
+    escaped = messages.escape(text)
+    for token in ("[", "]", "(", "<", ":", "$", "*"):
+        assert all(escaped[i - 1] == "\\" for i, ch in enumerate(escaped) if ch == token)
+
+
+@pytest.mark.parametrize("base, page, expected", [
+    (None, "attribution", "/attribution?id=X"),
+    ("http://127.0.0.1:8501/attribution", "attribution", "http://127.0.0.1:8501/attribution?id=X"),
+    ("http://127.0.0.1:8501/", "attribution", "http://127.0.0.1:8501/attribution?id=X"),
+    ("https://host/zoo/compare", "compare", "https://host/zoo/compare?id=X"),
+    ("http://h:1/", "", "http://h:1/?id=X"),
+])
+def test_share_urls_carry_the_page_path_and_the_id(base, page, expected):
+    assert share.link_url(base, page, "X") == expected
+
+
+def test_one_colour_scale_covers_every_column():
+    a, b = np.array([[1.0, -3.0]]), np.array([[2.0, np.nan]])
+    assert charts.symmetric_max([a, b]) == 3.0
+    chart = charts.attribution_chart(np.zeros((28, 28)), np.ones((28, 28)), vmax=3.0).to_dict()
+    scale = chart["layer"][1]["encoding"]["color"]["scale"]
+    assert scale["domain"] == [-3.0, 3.0] and scale["domainMid"] == 0
+
+
+@pytest.mark.parametrize("chart", [
+    charts.image_chart(np.zeros((28, 28))),
+    charts.attribution_chart(np.zeros((28, 28)), np.ones((28, 28))),
+    charts.heatmap_chart(np.zeros((7, 7))),
+    charts.scores_chart([str(i) for i in range(10)], np.arange(10.0), 3),
+    charts.curves_chart(np.linspace(0, 1, 5), {"deletion": np.ones(5), "random deletion": np.zeros(5)}),
+])
+def test_every_chart_has_tooltips_and_keeps_its_size(chart):
+    spec = chart.to_dict()
+    layers = spec.get("layer", [spec])
+    assert any("tooltip" in layer.get("encoding", {}) for layer in layers)
+    assert spec["autosize"]["type"] == "pad"
