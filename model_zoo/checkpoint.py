@@ -39,6 +39,7 @@ def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> str:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={k: json.dumps(v, sort_keys=True) for k, v in meta.items()})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return file_sha256(path)
 
