@@ -37,7 +37,7 @@ class LoadedModel:
     device: str
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner="Loading the model…", max_entries=32)
 def _loaded(name: str) -> LoadedModel:
     import model_zoo
 
@@ -145,7 +145,7 @@ def run_analysis(model: str, key: str, compute: Callable[[Any], R]) -> R:
         return cached(key, lambda: compute(m))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Reading the held-out digits…")
 def heldout_split() -> Any:
     """The held-out split (``model_zoo.Split``), read once per process."""
     import model_zoo
@@ -160,7 +160,7 @@ def sample_pixels(index: int) -> np.ndarray:
     return pixels
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Counting parameters…")
 def parameter_count(name: str) -> int:
     """Number of parameters of a zoo model, from its card or by building it (no weights read)."""
     import model_zoo

@@ -153,7 +153,7 @@ def curves_chart(fractions: np.ndarray, curves: Mapping[str, np.ndarray], title:
         strokeDash=alt.StrokeDash("random:N", legend=None),
         tooltip=[alt.Tooltip("curve:N"), alt.Tooltip("fraction:Q", format=".2f"),
                  alt.Tooltip("value:Q", format=".4g")],
-    ).properties(width=280, height=200, autosize=PAD)
+    ).properties(width=240, height=200, autosize=PAD)
 
 
 # --------------------------------------------------------------------------- showing

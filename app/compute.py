@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from app import cache
+
+_log = logging.getLogger(__name__)
 
 
 class AnalysisError(Exception):
@@ -63,20 +66,25 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
     from analyzers import ParamError, params_to_mapping, run_analyzer
     from model_zoo import CheckpointError, get_spec
 
+    try:
+        spec = get_spec(model)
+    except KeyError as e:
+        raise AnalysisError(str(e.args[0]) if e.args else f"unknown model {model!r}") from None
     key = cache.result_key(input_sha256=input_sha256(inputs), model=model, analysis=analyzer,
                            params=params_to_mapping(params), extra={"depends_on": depends_on})
     try:
-        spec = get_spec(model)
         return cache.run_analysis(model, key, lambda m: run_analyzer(analyzer, m, spec, _model_inputs(inputs),
                                                                      params, **kwargs))
     except ParamError as e:
         raise AnalysisError(f"{e}") from None
     except CheckpointError as e:
         raise AnalysisError(f"The model could not be loaded: {e}") from None
-    except KeyError as e:
-        raise AnalysisError(str(e.args[0]) if e.args else "unknown model") from None
     except NotImplementedError:
         raise AnalysisError(f"{analyzer} is not available in this build of zooscope yet.") from None
+    except Exception as e:  # a bug or the machine: say so plainly, keep the traceback in the server log
+        _log.exception("analysis %s on %s failed", analyzer, model)
+        raise AnalysisError(f"{analyzer} on {model} failed ({type(e).__name__}). The details are in the server "
+                            "log; try other settings, or try again.") from None
 
 
 def key_of(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[Any] | None) -> str:

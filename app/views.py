@@ -266,7 +266,9 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
 
     data = session.current()
     fingerprint = state._signature(dataclasses.replace(view, link=None).to_query())
-    if st.button("Share", icon=":material/share:", help="Save this analysis and get a link that reopens it exactly"):
+    clicked = st.button("Share", icon=":material/share:", type="primary" if not view.link else "secondary",
+                        help="Save this analysis and get a link that reopens it exactly")
+    if clicked:
         link = data.shared.get(fingerprint)
         if link is None:
             try:
@@ -274,7 +276,7 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
                     link = share.save_view(view.PAGE, dataclasses.replace(view, link=None).to_query(), title=title,
                                            inputs=inputs, results=results, models=tuple(models))
             except StoreError as e:
-                messages.error(f"Not saved: {e}" if not str(e).lower().startswith("not saved") else str(e))
+                messages.error(str(e) if str(e).lower().startswith("not saved") else f"Not saved: {e}")
                 return view
             data.shared[fingerprint] = link
         view = dataclasses.replace(view, link=link)

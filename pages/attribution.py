@@ -27,6 +27,7 @@ view = state.settle(bound, AttributionView(model, method, state.canonical(params
 state.publish(view)
 
 with output:
+    share_slot = st.container()
     saved = views.saved_results(view.link)
     if saved is not None:
         views.provenance(saved)
@@ -45,6 +46,7 @@ with output:
         if "curves" in results:
             views.curves(results["curves"])
         views.downloads(f"{model}-{method}", results, key="attribution")
-        view = views.share_button(view, title=f"{views.method_label(method)} · {model} · {picked.label}",
-                                  inputs={"pixels": picked.pixels}, results=results, models=(model,))
+        with share_slot:
+            view = views.share_button(view, title=f"{views.method_label(method)} · {model} · {picked.label}",
+                                      inputs={"pixels": picked.pixels}, results=results, models=(model,))
         state.publish(view)

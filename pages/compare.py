@@ -26,6 +26,7 @@ with setup:
 view = state.settle(bound, CompareView(tuple(columns), picked.ref))
 state.publish(view)
 
+share_slot = st.container()
 saved = views.saved_results(view.link)
 if saved is not None:
     views.provenance(saved)
@@ -40,6 +41,7 @@ if results:
             views.compare_column(results[f"col{i}"], column, vmax, key=f"col{i}")
     views.downloads("compare", results, key="compare")
     title = " vs ".join(f"{views.method_label(c.method)} · {c.model}" for c in view.columns)
-    view = views.share_button(view, title=f"{title} · {picked.label}", inputs={"pixels": picked.pixels},
-                              results=results, models=tuple(dict.fromkeys(c.model for c in view.columns)))
+    with share_slot:
+        view = views.share_button(view, title=f"{title} · {picked.label}", inputs={"pixels": picked.pixels},
+                                  results=results, models=tuple(dict.fromkeys(c.model for c in view.columns)))
     state.publish(view)

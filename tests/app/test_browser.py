@@ -1,0 +1,198 @@
+"""A real browser against a real server: every page opens, an upload is analysed, a share link reopens.
+
+Drives Debian's chromium through Playwright (never ``playwright install``). Without
+/usr/bin/chromium these tests skip with the reason outside CI and fail in CI (CI=true).
+Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app import navigation
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SERVER_START_S = 90
+RUN_TIMEOUT_MS = 120_000
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run browser tests"
+    if os.environ.get("CI"):
+        pytest.fail(reason + " (CI is set, so a missing browser is a failure)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"zooscope serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"zooscope serve did not answer within {SERVER_START_S}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``zooscope serve`` on a free port with its own ZOOSCOPE_HOME; yields the base URL."""
+    _require_chromium()
+    home = tmp_path_factory.mktemp("zooscope-home")
+    port = _free_port()
+    log = home / "server.log"
+    env = {**os.environ, "ZOOSCOPE_HOME": str(home)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _new_page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    context.set_default_timeout(RUN_TIMEOUT_MS)
+    return context, context.new_page()
+
+
+def _settle(page, quiet_s: float = 1.0) -> None:
+    """Wait until the script run is over: the app is there and no run indicator shows for a while."""
+    page.wait_for_selector("[data-testid='stApp']")
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    calm_since = None
+    while time.monotonic() < deadline:
+        running = page.locator("[data-testid='stStatusWidget'], [data-testid='stSpinner']").count() > 0
+        if running:
+            calm_since = None
+        elif calm_since is None:
+            calm_since = time.monotonic()
+        elif time.monotonic() - calm_since >= quiet_s:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the page kept running")
+
+
+def _metrics(page) -> dict[str, str]:
+    cards = page.locator("[data-testid='stMetric']")
+    return {cards.nth(i).locator("[data-testid='stMetricLabel']").inner_text().strip():
+            cards.nth(i).locator("[data-testid='stMetricValue']").inner_text().strip()
+            for i in range(cards.count())}
+
+
+def _no_exception(page) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, "the page shows a traceback"
+
+
+def _digit_png() -> bytes:
+    """A held-out 3, drawn dark on light at 4x: the app must invert, crop and centre it."""
+    from PIL import Image
+
+    from model_zoo import load_split
+
+    split = load_split()
+    idx = int(np.flatnonzero(split.y_heldout == 3)[0])
+    image = Image.fromarray(255 - split.x_heldout[idx]).resize((112, 112), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_every_page_opens_without_a_traceback(server, browser):
+    context, page = _new_page(browser)
+    try:
+        for info in navigation.available():
+            page.goto(f"{server}/{info.url_path}")
+            _settle(page)
+            heading = "zooscope" if info.name == "home" else info.title
+            page.get_by_role("heading", name=heading, exact=True).first.wait_for()
+            _no_exception(page)
+            page.screenshot(path=str(ARTIFACTS / f"page-{info.name}.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_upload_predict_share_and_reopen_in_a_new_context(server, browser, tmp_path):
+    upload = tmp_path / "my digit <3>.png"
+    upload.write_bytes(_digit_png())
+    context, page = _new_page(browser)
+    try:
+        page.goto(f"{server}/attribution?model=vit-dot&method=integrated_gradients&n_steps=16")
+        _settle(page)
+        page.get_by_text("Upload", exact=True).click()
+        _settle(page)
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(upload))
+        page.get_by_text("as the model sees it (28 × 28)").first.wait_for()
+        _settle(page)
+        page.get_by_text("my digit <3>.png", exact=True).first.wait_for()  # the filename, shown literally
+        shown = _metrics(page)
+        assert shown.get("Prediction") == "3", shown
+        assert "upload=" in page.url
+        page.screenshot(path=str(ARTIFACTS / "attribution-upload.png"), full_page=True)
+
+        page.get_by_role("button", name="Share").click()
+        code = page.locator("[data-testid='stCode'] code", has_text="?id=").first
+        code.wait_for()
+        link = code.inner_text().strip()
+        assert link.startswith(server + "/attribution?id=") and len(link.split("id=")[1]) == 22
+        _settle(page)
+        page.screenshot(path=str(ARTIFACTS / "attribution-shared.png"), full_page=True)
+    finally:
+        context.close()
+
+    fresh, page = _new_page(browser)  # a new browser context: no cookies, no session
+    try:
+        page.goto(link)
+        _settle(page)
+        page.get_by_text("the numbers are the saved ones").first.wait_for()
+        _no_exception(page)
+        assert _metrics(page) == shown
+        page.screenshot(path=str(ARTIFACTS / "attribution-reopened.png"), full_page=True)
+    finally:
+        fresh.close()
