@@ -35,7 +35,8 @@ DEFAULT_SAMPLE = 0
 
 # URL keys of the views themselves; a params field with one of these names is written "param.<name>"
 # in a URL (IG's quadrature ``method`` would otherwise clash with the attribution ``method``).
-RESERVED_KEYS = frozenset({"id", "model", "method", "sample", "upload", "columns"})
+RESERVED_KEYS = frozenset({"id", "model", "method", "sample", "upload", "columns", "sample_b", "upload_b",
+                           "text", "text_b"})
 
 
 def param_key(field_name: str) -> str:
@@ -222,11 +223,16 @@ class InputRef:
     def to_query(self) -> dict[str, str]:
         return {"upload": self.upload} if self.upload else {"sample": str(self.sample)}
 
+    def to_query_as(self, suffix: str) -> dict[str, str]:
+        """The URL keys with a suffix, for a second input (``sample_b``, ``upload_b``)."""
+        return {f"{k}{suffix}": v for k, v in self.to_query().items()}
+
     @classmethod
-    def read(cls, reader: QueryReader, uploads: Container[str] = ()) -> InputRef:
+    def read(cls, reader: QueryReader, uploads: Container[str] = (), suffix: str = "",
+             default: int = DEFAULT_SAMPLE) -> InputRef:
         """``sample=N`` (a held-out index) or ``upload=<sha256>`` of an upload this session has."""
-        sample = reader.integer("sample", 0, HELDOUT_SIZE - 1, DEFAULT_SAMPLE, "sample")
-        upload = reader.raw("upload")
+        sample = reader.integer(f"sample{suffix}", 0, HELDOUT_SIZE - 1, default, f"sample{suffix}")
+        upload = reader.raw(f"upload{suffix}")
         if upload is None:
             return cls(sample=sample)
         if upload in uploads:
@@ -346,6 +352,191 @@ class CompareView:
         if self.link:
             return {"id": self.link}
         return {**self.input.to_query(), "columns": ",".join(c.text() for c in self.columns)}
+
+
+Params = tuple[tuple[str, str], ...]
+DEFAULT_TEXTS = ("A man is playing a guitar.", "Someone plays an instrument.")
+
+
+@dataclass(frozen=True)
+class AnalysisView:
+    """A page that runs some analyzers on one model and one input (two for interpolation). Subclass per page.
+
+    Class settings: ``PAGE``; ``ANALYZERS`` the page runs; ``MODELS`` it offers (None: every model
+    that one of them fits); ``DEFAULT_MODEL``; ``TWO_INPUTS`` for a second digit.
+
+    URL: ``?model=vae-2d&sample=3&sample_b=250&latent_traversal.steps=11`` for images,
+    ``?model=minilm&text=...&text_b=...`` for text models; params that differ from their defaults
+    are written ``<analyzer>.<field>``.
+    """
+
+    PAGE: ClassVar[str] = ""
+    ANALYZERS: ClassVar[tuple[str, ...]] = ()
+    MODELS: ClassVar[tuple[str, ...] | None] = None
+    DEFAULT_MODEL: ClassVar[str] = DEFAULT_MODEL
+    TWO_INPUTS: ClassVar[bool] = False
+    MAX_TEXT_CHARS: ClassVar[int] = 500
+
+    model: str = ""
+    params: tuple[tuple[str, Params], ...] = ()  # analyzer -> canonical params; absent = defaults
+    input: InputRef = InputRef()
+    input_b: InputRef = InputRef(sample=500)
+    text: str = DEFAULT_TEXTS[0]
+    text_b: str = DEFAULT_TEXTS[1]
+    link: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            object.__setattr__(self, "model", self.default_model())
+
+    @classmethod
+    def models(cls) -> tuple[str, ...]:
+        """The models this page offers."""
+        from analyzers import ANALYZERS
+        from model_zoo import REGISTRY
+
+        if cls.MODELS is not None:
+            return tuple(m for m in cls.MODELS if m in REGISTRY)
+        return tuple(n for n, s in REGISTRY.items() if any(ANALYZERS[a].fits(s) for a in cls.ANALYZERS))
+
+    @classmethod
+    def default_model(cls) -> str:
+        models = cls.models()
+        return cls.DEFAULT_MODEL if cls.DEFAULT_MODEL in models or not models else models[0]
+
+    @classmethod
+    def analyzers_for(cls, model: str) -> tuple[str, ...]:
+        """The page's analyzers that fit ``model``."""
+        from analyzers import ANALYZERS
+        from model_zoo import get_spec
+
+        spec = get_spec(model)
+        return tuple(a for a in cls.ANALYZERS if ANALYZERS[a].fits(spec))
+
+    @staticmethod
+    def params_class_of(analyzer: str) -> type:
+        from analyzers import ANALYZERS
+
+        return ANALYZERS[analyzer].params
+
+    def params_of(self, analyzer: str) -> Any:
+        """The validated params of ``analyzer`` in this view (its defaults when not set)."""
+        from analyzers import params_from_mapping
+
+        return params_from_mapping(self.params_class_of(analyzer), dict(dict(self.params).get(analyzer, ())))
+
+    def with_params(self, analyzer: str, params: Any) -> AnalysisView:
+        """This view with ``analyzer``'s params replaced (canonical form)."""
+        rest = tuple((a, p) for a, p in self.params if a != analyzer)
+        given = canonical(params)
+        if given != canonical(self.params_class_of(analyzer)()):
+            rest = (*rest, (analyzer, given))
+        return dataclasses.replace(self, params=tuple(sorted(rest)))
+
+    def is_text(self) -> bool:
+        from model_zoo import get_spec
+
+        return get_spec(self.model).input.modality == "text"
+
+    @classmethod
+    def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[AnalysisView, tuple[str, ...]]:
+        from analyzers import params_from_mapping
+
+        r = QueryReader(query)
+        link = r.link_id()
+        if link is not None:
+            r.used.update(r.query)
+            return cls(link=link), r.finish()
+        model = r.choice("model", cls.models(), cls.default_model(), "model")
+        view = cls(model=model, input=InputRef.read(r, uploads),
+                   input_b=InputRef.read(r, uploads, "_b", 500) if cls.TWO_INPUTS else InputRef(sample=500),
+                   text=cls._read_text(r, "text", DEFAULT_TEXTS[0]), text_b=cls._read_text(r, "text_b", DEFAULT_TEXTS[1]))
+        # Canonical: a text model keeps the default digits, an image model the example sentences.
+        unused = ("input", "input_b") if view.is_text() else ("text", "text_b")
+        view = dataclasses.replace(view, **{name: getattr(cls(model=model), name) for name in unused})
+        for analyzer in cls.ANALYZERS:
+            names = [f.name for f in _fields(cls.params_class_of(analyzer))]
+            given = {f"{analyzer}.{n}": n for n in names if f"{analyzer}.{n}" in r.query}
+            if given:
+                sub = QueryReader({n: r.query[k] for k, n in given.items()})
+                params = sub.params(cls.params_class_of(analyzer))
+                view = view.with_params(analyzer, params_from_mapping(cls.params_class_of(analyzer), dict(params)))
+                r.used.update(given)
+                r.problems.extend(f"{analyzer}: {p}" for p in sub.problems)
+        return view, r.finish()
+
+    @classmethod
+    def _read_text(cls, r: QueryReader, key: str, default: str) -> str:
+        from app.inputs import InputError, validate_text
+
+        value = r.raw(key)
+        if value is None:
+            return default
+        try:
+            return validate_text(value, max_chars=cls.MAX_TEXT_CHARS)
+        except InputError as e:
+            r.problems.append(f"{key}: {e} Using the example sentence.")
+            return default
+
+    def to_query(self) -> dict[str, str]:
+        if self.link:
+            return {"id": self.link}
+        query = {"model": self.model}
+        if self.is_text():
+            query |= {"text": self.text, "text_b": self.text_b}
+        else:
+            query |= self.input.to_query()
+            if self.TWO_INPUTS:
+                query |= self.input_b.to_query_as("_b")
+        for analyzer, params in self.params:
+            defaults = dict(canonical(self.params_class_of(analyzer)()))
+            query |= {f"{analyzer}.{k}": v for k, v in params if defaults.get(k) != v}
+        return query
+
+
+def _fields(cls: type) -> tuple[Any, ...]:
+    from analyzers import field_specs
+
+    return field_specs(cls)
+
+
+@dataclass(frozen=True)
+class AttentionView(AnalysisView):
+    """The Attention page: maps per layer and head, rollout; MiniLM takes two sentences."""
+
+    PAGE: ClassVar[str] = "attention"
+    ANALYZERS: ClassVar[tuple[str, ...]] = ("attention_maps", "head_statistics", "integrated_gradients")
+    MODELS: ClassVar[tuple[str, ...] | None] = ("vit-dot", "vit-dense", "vit-random", "vit-factorized", "vit-mixture",
+                                                "minilm")
+
+
+@dataclass(frozen=True)
+class SynthesizersView(AnalysisView):
+    """The Synthesizers page: one input through every attention kind (the model field is unused)."""
+
+    PAGE: ClassVar[str] = "synthesizers"
+    ANALYZERS: ClassVar[tuple[str, ...]] = ("attention_maps", "head_statistics")
+    MODELS: ClassVar[tuple[str, ...] | None] = ("vit-dot", "vit-dense", "vit-random", "vit-factorized", "vit-mixture")
+
+
+@dataclass(frozen=True)
+class LatentView(AnalysisView):
+    """The Latent space page: projection, grid, traversals, interpolation between two inputs, KL."""
+
+    PAGE: ClassVar[str] = "latent"
+    ANALYZERS: ClassVar[tuple[str, ...]] = ("latent_projection", "manifold_grid", "latent_traversal",
+                                            "latent_interpolation", "latent_statistics")
+    DEFAULT_MODEL: ClassVar[str] = "vae-2d"
+    TWO_INPUTS: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class CapsulesView(AnalysisView):
+    """The Capsules page: lengths, routing per iteration, pose dimensions, reconstructions."""
+
+    PAGE: ClassVar[str] = "capsules"
+    ANALYZERS: ClassVar[tuple[str, ...]] = ("capsule_routing", "pose_perturbation")
+    DEFAULT_MODEL: ClassVar[str] = "capsnet"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,21 @@
 """Render pieces shared by the pages: sidebar, input picker, result panels, share and provenance.
 
-Pages compose these; none of them knows a model by name or touches torch.
+Pages compose these; none of them knows a model by name or touches torch. A page is::
+
+    bound = state.bind(CapsulesView)                    # URL / share link / last view -> typed view
+    messages.link_problems(bound.problems)              # what was wrong with the link, if anything
+    keys = session.WidgetKeys(CapsulesView.PAGE, force=bound.opened)
+    model = st.selectbox("Model", CapsulesView.models(), key=keys.key("model", bound.view.model, CapsulesView.models()))
+    picked = views.input_picker(keys, bound.view.input)
+    params = widgets.params_form(CapsuleParams, bound.view.params_of("capsule_routing"), keys, prefix="capsule_routing")
+    view = state.settle(bound, CapsulesView(model=model, input=picked.ref).with_params("capsule_routing", params))
+    state.publish(view)                                 # the URL reproduces the view
+    saved = views.saved_results(view.link)              # a share link: show the stored results
+    results = saved.results if saved else {"routing": views.computed("Routing…",
+        lambda: compute.run("capsule_routing", model, params, picked.pixels))}
+    ... charts.show(charts.heatmap_chart(...), "Routing", key="routing") ...
+    view = views.share_button(view, title=..., inputs={"pixels": picked.pixels}, results=results, models=(model,))
+    state.publish(view)
 """
 
 from __future__ import annotations
@@ -67,37 +82,41 @@ class PickedInput:
 SOURCES = ("Held-out digit", "Upload")
 
 
-def input_picker(keys: session.WidgetKeys, ref: InputRef) -> PickedInput:
-    """Choose a held-out digit (browse by class) or upload an image; seeded from ``ref``."""
-    source = st.radio("Input", SOURCES, horizontal=True,
-                      key=keys.key("source", SOURCES[1] if ref.upload else SOURCES[0], SOURCES))
+def input_picker(keys: session.WidgetKeys, ref: InputRef, name: str = "", label: str = "Input") -> PickedInput:
+    """Choose a held-out digit (browse by class) or upload an image; seeded from ``ref``.
+
+    ``name`` keeps the widgets of a second picker on the same page apart (e.g. ``name="b"``).
+    """
+    w = f"{name}." if name else ""
+    source = st.radio(label, SOURCES, horizontal=True,
+                      key=keys.key(f"{w}source", SOURCES[1] if ref.upload else SOURCES[0], SOURCES))
     if source == SOURCES[1]:
-        picked = _upload_picker(keys, ref)
+        picked = _upload_picker(keys, ref, w)
         if picked is not None:
             return picked
         st.caption("Nothing uploaded yet: showing a held-out digit.")
-    return _sample_picker(keys, ref)
+    return _sample_picker(keys, ref, w)
 
 
-def _sample_picker(keys: session.WidgetKeys, ref: InputRef) -> PickedInput:
+def _sample_picker(keys: session.WidgetKeys, ref: InputRef, w: str) -> PickedInput:
     y = cache.heldout_split().y_heldout
     classes = list(range(10))
-    digit = st.selectbox("Digit class", classes, key=keys.key("digit", int(y[ref.sample]), classes))
+    digit = st.selectbox("Digit class", classes, key=keys.key(f"{w}digit", int(y[ref.sample]), classes))
     indices = [int(i) for i in np.flatnonzero(y == digit)]
-    sample = st.select_slider("Example", indices, key=keys.key("sample", ref.sample, indices),
+    sample = st.select_slider("Example", indices, key=keys.key(f"{w}sample", ref.sample, indices),
                               format_func=lambda i: f"#{i}")
     pixels = cache.sample_pixels(sample)
     st.image(thumbnail(pixels), caption=f"held-out #{sample}, labelled {digit}", width=140)
     return PickedInput(pixels, InputRef(sample=sample), f"held-out #{sample}")
 
 
-def _upload_picker(keys: session.WidgetKeys, ref: InputRef) -> PickedInput | None:
+def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str) -> PickedInput | None:
     import hashlib
 
     from app.inputs import InputError, decode_image, safe_filename_label
 
     data = session.current()
-    file = st.file_uploader("Image of a digit", key=keys.name("upload"),
+    file = st.file_uploader("Image of a digit", key=keys.name(f"{w}upload"),
                             help="PNG, JPEG, WebP, BMP or GIF, up to 5 MB. Dark-on-light digits are inverted.")
     sha = ref.upload
     if file is not None:
@@ -115,8 +134,24 @@ def _upload_picker(keys: session.WidgetKeys, ref: InputRef) -> PickedInput | Non
         return None
     decoded, name = data.uploads[sha], data.upload_names.get(sha, "upload")
     _show_upload(decoded, name)
+    # The label goes into share titles, which everyone sees on Home: never the person's filename.
     return PickedInput(np.asarray(decoded.pixels, dtype=np.float32), InputRef(sample=ref.sample, upload=sha),
-                       f"upload {name}")
+                       f"upload {sha[:8]}")
+
+
+def text_inputs(keys: session.WidgetKeys, text: str, text_b: str, max_chars: int = 500) -> tuple[str, str]:
+    """Two sentences for a text model, validated; the token count is the page's to show."""
+    from app.inputs import InputError, validate_text
+
+    values = []
+    for name, label, seed in (("text", "Sentence A", text), ("text_b", "Sentence B", text_b)):
+        raw = st.text_area(label, key=keys.key(name, seed), max_chars=max_chars, height=80)
+        try:
+            values.append(validate_text(raw, max_chars=max_chars))
+        except InputError as e:
+            messages.error(f"{label}: {e}")
+            values.append(seed)
+    return values[0], values[1]
 
 
 def _show_upload(decoded: Any, name: str) -> None:

@@ -152,3 +152,36 @@ def test_every_chart_has_tooltips_and_keeps_its_size(chart):
     layers = spec.get("layer", [spec])
     assert any("tooltip" in layer.get("encoding", {}) for layer in layers)
     assert spec["autosize"]["type"] == "pad"
+
+
+PAGE_VIEWS = [state.AttentionView, state.SynthesizersView, state.LatentView, state.CapsulesView]
+
+
+@pytest.mark.parametrize("cls", PAGE_VIEWS)
+def test_page_views_round_trip_and_offer_only_fitting_models(cls):
+    view = cls()
+    assert view.model in cls.models() and cls.analyzers_for(view.model)
+    back, problems = cls.from_query(q(**{k.replace(".", "__"): v for k, v in view.to_query().items()}))
+    assert problems == () and back == view
+
+
+def test_analysis_view_params_are_prefixed_and_defaults_stay_out_of_the_url():
+    from analyzers import TraversalParams
+
+    view = state.LatentView(input=InputRef(3), input_b=InputRef(250))
+    assert view.with_params("latent_traversal", TraversalParams()) == view
+    changed = view.with_params("latent_traversal", TraversalParams(steps=11))
+    query = changed.to_query()
+    assert query == {"model": "vae-2d", "sample": "3", "sample_b": "250", "latent_traversal.steps": "11"}
+    back, problems = state.LatentView.from_query({k: [v] for k, v in query.items()})
+    assert problems == () and back == changed and back.params_of("latent_traversal").steps == 11
+
+
+def test_analysis_view_reports_bad_params_texts_and_models():
+    view, problems = state.AttentionView.from_query(
+        {"model": ["minilm"], "text": ["   "], "attention_maps.head_fusion": ["median"], "capsnet": ["1"]})
+    assert view.model == "minilm" and view.text == state.DEFAULT_TEXTS[0] and view.params == ()
+    text = " ".join(problems)
+    assert "empty" in text and "head_fusion" in text and "'capsnet'" in text
+    view, problems = state.CapsulesView.from_query({"model": ["vit-dot"]})
+    assert view.model == "capsnet" and "vit-dot" in problems[0]

@@ -1,0 +1,62 @@
+"""Caching: our own result keys, one model per process, and sessions that cannot disturb each other."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from analyzers import IGParams, SaliencyParams
+from app import cache, compute
+
+PIXELS = np.zeros((28, 28), dtype=np.float32)
+PIXELS[6:22, 12:16] = 1.0  # a rough "1"
+
+
+def test_result_keys_depend_on_input_model_analysis_and_canonical_params():
+    base = dict(input_sha256=compute.input_sha256(PIXELS), model="vit-dot", analysis="integrated_gradients")
+    key = cache.result_key(**base, params={"n_steps": "64", "target": "-1"})
+    assert key == cache.result_key(**base, params={"target": "-1", "n_steps": "64"})
+    assert key != cache.result_key(**base, params={"n_steps": "32", "target": "-1"})
+    assert key != cache.result_key(**{**base, "model": "vit-dense"}, params={"n_steps": "64", "target": "-1"})
+    assert key != cache.result_key(**{**base, "input_sha256": compute.input_sha256(PIXELS + 0.5)},
+                                   params={"n_steps": "64", "target": "-1"})
+
+
+def test_input_identity_is_the_bytes_not_the_object():
+    assert compute.input_sha256(PIXELS) == compute.input_sha256(PIXELS.copy())
+    assert compute.input_sha256(PIXELS) != compute.input_sha256(PIXELS.astype(np.float64))
+    assert compute.input_sha256(["a b", "c"]) != compute.input_sha256(["a", "b c"])
+
+
+def test_a_model_is_loaded_once_and_shared():
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(lambda _: cache.loaded_model("vit-dot"), range(8)))
+    assert all(entry is loaded[0] for entry in loaded)
+
+
+def test_concurrent_sessions_get_the_numbers_a_sequential_run_gets():
+    jobs = [("integrated_gradients", IGParams(n_steps=n, seed=n)) for n in (8, 12, 16, 20)]
+    jobs += [("saliency", SaliencyParams(abs=flag)) for flag in (True, False)]
+    cache.results()._items.clear()
+    sequential = [compute.run(m, "vit-dot", p, PIXELS).attributions for m, p in jobs]
+    cache.results()._items.clear()
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        concurrent = list(pool.map(lambda job: compute.run(job[0], "vit-dot", job[1], PIXELS).attributions, jobs))
+    for a, b in zip(sequential, concurrent):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_cached_result_is_returned_without_running_again(monkeypatch):
+    params = IGParams(n_steps=10)
+    first = compute.run("integrated_gradients", "vit-dot", params, PIXELS)
+    monkeypatch.setattr(cache, "using_model", lambda name: pytest.fail("recomputed a cached result"))
+    assert compute.run("integrated_gradients", "vit-dot", params, PIXELS) is first
+
+
+def test_failures_become_messages_for_people():
+    with pytest.raises(compute.AnalysisError, match="unknown model"):
+        compute.run("integrated_gradients", "resnet", IGParams(), PIXELS)
+    with pytest.raises(compute.AnalysisError, match="target"):
+        compute.run("integrated_gradients", "vit-dot", IGParams(target=500), PIXELS)
