@@ -63,7 +63,10 @@ def resolve_targets(scores: torch.Tensor, spec, target: int) -> torch.Tensor:
 
 
 def image_batch(inputs, spec, device: torch.device) -> torch.Tensor:
-    """Check that inputs are a float image batch (B, 1, 28, 28) in [0, 1] and move it to the device."""
+    """Check that inputs are a float batch (B, *spec.input.shape) in range and move it to the device.
+
+    The range is [0, 1] (pixels) unless ``spec.extra["value_range"]`` says otherwise (toy models).
+    """
     shape = tuple(spec.input.shape)
     if not isinstance(inputs, torch.Tensor):
         raise ParamError(f"{spec.name} takes images: a float tensor (B, {', '.join(map(str, shape))}) in [0, 1]")
@@ -71,6 +74,7 @@ def image_batch(inputs, spec, device: torch.device) -> torch.Tensor:
     if tuple(x.shape[1:]) != shape or x.shape[0] == 0:
         raise ParamError(f"{spec.name} takes images of shape (B, {', '.join(map(str, shape))}), got {tuple(inputs.shape)}")
     x = x.detach().to(device=device, dtype=torch.float32)
-    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ParamError(f"{spec.name} takes pixels in [0, 1]; these range from {x.min():.3g} to {x.max():.3g}")
+    lo, hi = spec.extra.get("value_range", (0.0, 1.0))
+    if not torch.isfinite(x).all() or x.min() < lo or x.max() > hi:
+        raise ParamError(f"{spec.name} takes values in [{lo}, {hi}]; these range from {x.min():.3g} to {x.max():.3g}")
     return x
