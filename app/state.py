@@ -501,45 +501,6 @@ def _fields(cls: type) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True)
-class AttentionView(AnalysisView):
-    """The Attention page: maps per layer and head, rollout; MiniLM takes two sentences."""
-
-    PAGE: ClassVar[str] = "attention"
-    ANALYZERS: ClassVar[tuple[str, ...]] = ("attention_maps", "head_statistics", "integrated_gradients")
-    MODELS: ClassVar[tuple[str, ...] | None] = ("vit-dot", "vit-dense", "vit-random", "vit-factorized", "vit-mixture",
-                                                "minilm")
-
-
-@dataclass(frozen=True)
-class SynthesizersView(AnalysisView):
-    """The Synthesizers page: one input through every attention kind (the model field is unused)."""
-
-    PAGE: ClassVar[str] = "synthesizers"
-    ANALYZERS: ClassVar[tuple[str, ...]] = ("attention_maps", "head_statistics")
-    MODELS: ClassVar[tuple[str, ...] | None] = ("vit-dot", "vit-dense", "vit-random", "vit-factorized", "vit-mixture")
-
-
-@dataclass(frozen=True)
-class LatentView(AnalysisView):
-    """The Latent space page: projection, grid, traversals, interpolation between two inputs, KL."""
-
-    PAGE: ClassVar[str] = "latent"
-    ANALYZERS: ClassVar[tuple[str, ...]] = ("latent_projection", "manifold_grid", "latent_traversal",
-                                            "latent_interpolation", "latent_statistics")
-    DEFAULT_MODEL: ClassVar[str] = "vae-2d"
-    TWO_INPUTS: ClassVar[bool] = True
-
-
-@dataclass(frozen=True)
-class CapsulesView(AnalysisView):
-    """The Capsules page: lengths, routing per iteration, pose dimensions, reconstructions."""
-
-    PAGE: ClassVar[str] = "capsules"
-    ANALYZERS: ClassVar[tuple[str, ...]] = ("capsule_routing", "pose_perturbation")
-    DEFAULT_MODEL: ClassVar[str] = "capsnet"
-
-
-@dataclass(frozen=True)
 class ModelsView:
     """The Models page: which model card is open. URL: ``?model=capsnet``."""
 

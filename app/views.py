@@ -1,6 +1,16 @@
 """Render pieces shared by the pages: sidebar, input picker, result panels, share and provenance.
 
-Pages compose these; none of them knows a model by name or touches torch. A page is::
+Pages compose these; none of them knows a model by name or touches torch. A page's view class
+lives in a module (not in the page file, which is re-executed on every run): a frozen dataclass
+with ``PAGE``, ``link``, ``from_query`` and ``to_query``, e.g. a subclass of ``state.AnalysisView``::
+
+    @dataclass(frozen=True)
+    class CapsulesView(state.AnalysisView):
+        PAGE: ClassVar[str] = "capsules"
+        ANALYZERS: ClassVar[tuple[str, ...]] = ("capsule_routing", "pose_perturbation")
+        DEFAULT_MODEL: ClassVar[str] = "capsnet"
+
+A page then is::
 
     bound = state.bind(CapsulesView)                    # URL / share link / last view -> typed view
     messages.link_problems(bound.problems)              # what was wrong with the link, if anything

@@ -127,7 +127,8 @@ def _metrics(page) -> dict[str, str]:
 
 
 def _no_exception(page) -> None:
-    assert page.locator("[data-testid='stException']").count() == 0, "the page shows a traceback"
+    shown = page.locator("[data-testid='stException']")
+    assert shown.count() == 0, f"{page.url} shows an exception: {shown.first.inner_text()[:2000]}"
 
 
 def _digit_png() -> bytes:

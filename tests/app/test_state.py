@@ -154,7 +154,32 @@ def test_every_chart_has_tooltips_and_keeps_its_size(chart):
     assert spec["autosize"]["type"] == "pad"
 
 
-PAGE_VIEWS = [state.AttentionView, state.SynthesizersView, state.LatentView, state.CapsulesView]
+from dataclasses import dataclass  # noqa: E402
+from typing import ClassVar  # noqa: E402
+
+
+@dataclass(frozen=True)
+class LatentView(state.AnalysisView):
+    PAGE: ClassVar[str] = "latent-test"
+    ANALYZERS: ClassVar[tuple[str, ...]] = ("latent_projection", "latent_traversal", "latent_interpolation")
+    DEFAULT_MODEL: ClassVar[str] = "vae-2d"
+    TWO_INPUTS: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class AttentionView(state.AnalysisView):
+    PAGE: ClassVar[str] = "attention-test"
+    ANALYZERS: ClassVar[tuple[str, ...]] = ("attention_maps", "head_statistics")
+
+
+@dataclass(frozen=True)
+class CapsulesView(state.AnalysisView):
+    PAGE: ClassVar[str] = "capsules-test"
+    ANALYZERS: ClassVar[tuple[str, ...]] = ("capsule_routing",)
+    DEFAULT_MODEL: ClassVar[str] = "capsnet"
+
+
+PAGE_VIEWS = [LatentView, AttentionView, CapsulesView]
 
 
 @pytest.mark.parametrize("cls", PAGE_VIEWS)
@@ -168,20 +193,20 @@ def test_page_views_round_trip_and_offer_only_fitting_models(cls):
 def test_analysis_view_params_are_prefixed_and_defaults_stay_out_of_the_url():
     from analyzers import TraversalParams
 
-    view = state.LatentView(input=InputRef(3), input_b=InputRef(250))
+    view = LatentView(input=InputRef(3), input_b=InputRef(250))
     assert view.with_params("latent_traversal", TraversalParams()) == view
     changed = view.with_params("latent_traversal", TraversalParams(steps=11))
     query = changed.to_query()
     assert query == {"model": "vae-2d", "sample": "3", "sample_b": "250", "latent_traversal.steps": "11"}
-    back, problems = state.LatentView.from_query({k: [v] for k, v in query.items()})
+    back, problems = LatentView.from_query({k: [v] for k, v in query.items()})
     assert problems == () and back == changed and back.params_of("latent_traversal").steps == 11
 
 
 def test_analysis_view_reports_bad_params_texts_and_models():
-    view, problems = state.AttentionView.from_query(
+    view, problems = AttentionView.from_query(
         {"model": ["minilm"], "text": ["   "], "attention_maps.head_fusion": ["median"], "capsnet": ["1"]})
     assert view.model == "minilm" and view.text == state.DEFAULT_TEXTS[0] and view.params == ()
     text = " ".join(problems)
     assert "empty" in text and "head_fusion" in text and "'capsnet'" in text
-    view, problems = state.CapsulesView.from_query({"model": ["vit-dot"]})
+    view, problems = CapsulesView.from_query({"model": ["vit-dot"]})
     assert view.model == "capsnet" and "vit-dot" in problems[0]
