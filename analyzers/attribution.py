@@ -266,7 +266,7 @@ def _ig(f: ScoreFn, x, t, p: IGParams, custom) -> _Computed:
     base = make_baselines(x, p.baseline, draws=p.baseline_draws, sigma=p.blur_sigma, seed=p.seed, custom=custom)
     k, B = base.shape[:2]  # (k, B, 1, 28, 28)
     _check_work(p.n_steps * B * k, "n_steps x images x baseline draws")
-    xs, bs, ts = x.repeat(k, 1, 1, 1), base.flatten(0, 1), t.repeat(k)
+    xs, bs, ts = x.repeat(k, *[1] * (x.dim() - 1)), base.flatten(0, 1), t.repeat(k)
     ig = IntegratedGradients(f)
 
     def run(ibs: int):
@@ -277,7 +277,23 @@ def _ig(f: ScoreFn, x, t, p: IGParams, custom) -> _Computed:
 
     attr, delta = halving_on_oom(run, p.internal_batch_size)
     fb = _no_grad_scores(f, bs, ts, p.internal_batch_size)
+    if p.method == "riemann_trapezoid":
+        gap = _no_grad_scores(f, x, t, p.internal_batch_size).repeat(k) - fb
+        attr, delta = trapezoid_fix(attr, delta, gap, p.n_steps)
     return _Computed(attr.view(k, B, *x.shape[1:]).mean(0), base.mean(0), delta.view(k, B).mean(0), fb.view(k, B).mean(0))
+
+
+def trapezoid_fix(attr: torch.Tensor, delta: torch.Tensor, gap: torch.Tensor, n: int):
+    """Rescale captum's riemann_trapezoid attributions by n / (n - 1), and their delta with them.
+
+    captum 0.9 samples alphas = linspace(0, 1, n) (spacing 1 / (n - 1)) but weighs them with
+    1 / n (ends halved): the weights sum to (n - 1) / n, so even a linear model's IG comes out
+    (n - 1) / n too small. With the true trapezoid weights, sum(attr') = n / (n - 1) sum(attr)
+    and delta' = sum(attr') - gap, where gap = F(x) - F(baseline) per row.
+    """
+    scale = n / (n - 1)
+    total = delta + gap.to(delta.dtype)  # sum(attr) per row, as captum measured it
+    return attr * scale, total * scale - gap.to(delta.dtype)
 
 
 def _saliency(f: ScoreFn, x, t, p: SaliencyParams, custom) -> _Computed:
@@ -290,11 +306,19 @@ def _input_x_gradient(f: ScoreFn, x, t, p: InputXGradientParams, custom) -> _Com
 
 @contextmanager
 def _seeded(seed: int, device: torch.device):
-    """Seed torch's global generator for captum's noise, restoring its state afterwards."""
+    """Seed torch's and numpy's global generators for captum's noise, restoring both afterwards.
+
+    captum draws NoiseTunnel noise from torch and GradientSHAP's path points from numpy.
+    """
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(state)
 
 
 def _smoothgrad(f: ScoreFn, x, t, p: SmoothGradParams, custom) -> _Computed:
@@ -379,6 +403,8 @@ def _text_integrated_gradients(model, spec, inputs, params: IGParams) -> Attribu
         attr, delta = halving_on_oom(lambda ibs: lig.attribute(
             ids, base, additional_forward_args=(mask, other), n_steps=params.n_steps, method=params.method,
             internal_batch_size=ibs, return_convergence_delta=True), params.internal_batch_size)
+        if params.method == "riemann_trapezoid":
+            attr, delta = trapezoid_fix(attr, delta, fx - fb, params.n_steps)
         tokens = attr.sum(-1) * mask  # (B, T), summed over the embedding dimension
         return _text_result(run, spec, model, ids, mask, base, fx, fb, delta, tokens, params)
 

@@ -76,5 +76,6 @@ def image_batch(inputs, spec, device: torch.device) -> torch.Tensor:
     x = x.detach().to(device=device, dtype=torch.float32)
     lo, hi = spec.extra.get("value_range", (0.0, 1.0))
     if not torch.isfinite(x).all() or x.min() < lo or x.max() > hi:
-        raise ParamError(f"{spec.name} takes values in [{lo}, {hi}]; these range from {x.min():.3g} to {x.max():.3g}")
+        raise ParamError(f"{spec.name} takes values in [{lo:g}, {hi:g}] (pixels scaled to 0..1); "
+                         f"these range from {x.min():.3g} to {x.max():.3g}")
     return x
