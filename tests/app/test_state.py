@@ -210,3 +210,10 @@ def test_analysis_view_reports_bad_params_texts_and_models():
     assert "empty" in text and "head_fusion" in text and "'capsnet'" in text
     view, problems = CapsulesView.from_query({"model": ["vit-dot"]})
     assert view.model == "capsnet" and "vit-dot" in problems[0]
+
+
+def test_charts_export_as_svg_and_png_when_vl_convert_is_installed():
+    pytest.importorskip("vl_convert", reason="vl-convert-python renders charts to SVG/PNG on the server")
+    chart = charts.attribution_chart(np.zeros((28, 28)), np.ones((28, 28)))
+    assert charts.chart_svg(chart).startswith(b"<svg")
+    assert charts.chart_png(chart).startswith(b"\x89PNG")
