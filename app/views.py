@@ -386,7 +386,7 @@ def model_table() -> Any:
     for name, spec in REGISTRY.items():
         metrics = ", ".join(f"{k} {v}" for k, v in spec.metrics.items())
         rows.append({"model": name, "family": spec.family, "task": spec.task,
-                     "parameters": cache.parameter_count(name),
+                     "parameters": f"{cache.parameter_count(name):,}",
                      "metrics (held-out)": metrics or ("pretrained" if spec.recipe is None else "—"),
                      "checkpoint": "shipped" if spec.sha256 else ("pretrained package" if not spec.checkpoint
                                                                  else "not trained yet")})
@@ -424,7 +424,10 @@ def model_card(name: str) -> None:
         st.caption("Training")
         recipe = card.get("recipe") or (dataclasses.asdict(spec.recipe) if spec.recipe else {})
         lines = [f"{k}: {v}" for k, v in recipe.items()]
-        lines += [f"{k}: {card[k]}" for k in ("epochs", "seconds", "split", "torch") if k in card]
+        if "seconds" in card:
+            lines.append(f"trained: {card.get('epochs', '?')} epochs in {card['seconds']} s with torch {card.get('torch', '?')}")
+        if "split" in card:
+            lines.append(f"split: {card['split']}")
         st.text("\n".join(lines) or "pretrained (not trained here)")
         st.caption("Input")
         st.text(f"{spec.input.modality}, {spec.input.normalisation}")
