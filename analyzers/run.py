@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ class Run:
 @contextmanager
 def analysis(model: nn.Module, spec, analyzer: str, params: Params) -> Iterator[Run]:
     """Run an analysis on a model and leave it as found: mode, requires_grad flags, and no new hooks."""
+    install_library_hooks(model)
     training, flags = model.training, [p.requires_grad for p in model.parameters()]
     before = {id(m): {d: set(getattr(m, d, {})) for d in HOOK_DICTS} for m in model.modules()}
     model.eval()
@@ -59,6 +61,25 @@ def analysis(model: nn.Module, spec, analyzer: str, params: Params) -> Iterator[
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
         model.train(training)
+
+
+def install_library_hooks(model: nn.Module) -> None:
+    """Let transformers install the hooks it keeps on a model before the call's hooks are counted.
+
+    transformers >= 5 installs inactive output-capturing forward hooks on a model's first forward
+    and relies on them from then on (that is how ``output_attentions`` works). They belong to
+    the model, not to this call: installing them first keeps them out of what the call removes.
+    """
+    if "transformers" not in sys.modules:
+        return
+    try:
+        from transformers import PreTrainedModel
+        from transformers.utils.output_capturing import maybe_install_capturing_hooks
+    except ImportError:  # older transformers: no persistent hooks
+        return
+    for m in model.modules():
+        if isinstance(m, PreTrainedModel):
+            maybe_install_capturing_hooks(m)
 
 
 def _remove_new_hooks(model: nn.Module, before: dict[int, dict[str, set]]) -> None:
