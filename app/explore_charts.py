@@ -1,0 +1,385 @@
+"""Chart and image builders for the Attention, Synthesizers, Latent space and Capsules pages.
+
+Pure functions (no Streamlit, no models): result arrays in, Altair charts or uint8 images out.
+Every chart has tooltips. Heatmaps of attention use one sequential scale from 0; charts that
+put several maps side by side take a shared ``vmax`` so that they compare honestly.
+
+- attention: :func:`token_labels`, :func:`attention_map_chart`, :func:`head_grid_chart`,
+  :func:`facet_maps_chart`, :func:`overlay_chart`, :func:`head_stat_chart`,
+  :func:`mix_weights_chart`, :func:`token_attribution_chart`
+- latent: :func:`scatter_chart`, :func:`kl_chart`, :func:`digit_uri`
+- capsules: :func:`routing_grid_chart`, :func:`routing_types_chart`
+- images: :func:`mosaic`, :func:`png_bytes`
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from app.charts import PAD, grid_frame
+
+SEQUENTIAL = "viridis"  # attention weights, routing coefficients: 0 .. max
+OVERLAY = "inferno"  # heat drawn over a digit
+DIVERGING = "redblue"  # signed scores, reversed: positive = red
+CATEGORY = "tableau10"  # digit classes
+MAP_SIZE = 240  # px, side of a single attention map
+SMALL = 64  # px, side of a map in a small-multiples grid
+CLS = "CLS"
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def _cells(chart: alt.Chart, height: int, width: int, axes: bool = False) -> alt.Chart:
+    """Encode a rect chart on the exact cell grid of an (height, width) array, row 0 on top."""
+    axis = alt.Axis(tickMinStep=1, format="d", grid=False) if axes else None
+    return chart.transform_calculate(col_end="datum.col + 1", row_end="datum.row + 1").encode(
+        x=alt.X("col:Q", axis=axis, title=None, scale=alt.Scale(domain=[0, width], nice=False, zero=False)),
+        x2="col_end:Q",
+        y=alt.Y("row:Q", axis=axis, title=None,
+                scale=alt.Scale(domain=[0, height], nice=False, zero=False, reverse=True)),
+        y2="row_end:Q",
+    )
+
+
+def _weight_color(vmax: float | None, title: str = "attention", scheme: str = SEQUENTIAL,
+                  legend: bool = True) -> alt.Color:
+    domain = [0.0, float(vmax)] if vmax else alt.Undefined
+    scale = alt.Scale(scheme=scheme, domain=domain, clamp=True, zero=True)
+    return alt.Color("weight:Q", title=title, scale=scale,
+                     legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160) if legend else None)
+
+
+# --------------------------------------------------------------------------- attention maps
+
+
+def token_labels(n_tokens: int, tokens: Sequence[str] = ()) -> list[str]:
+    """Names of the tokens of a map: the given text tokens (numbered), or CLS and patches (row, col)."""
+    if tokens:
+        return [f"{i}:{t}" for i, t in enumerate(tokens)]
+    grid = math.isqrt(max(n_tokens - 1, 0))
+    return [CLS] + [f"patch ({i // grid}, {i % grid})" for i in range(n_tokens - 1)]
+
+
+def map_frame(attention: np.ndarray, labels: Sequence[str]) -> pd.DataFrame:
+    """A (T, T) attention map as rows (row, col, query, key, weight)."""
+    df = grid_frame(attention, "weight")
+    names = np.asarray(list(labels), dtype=object)
+    df["query"] = names[df["row"].to_numpy()]
+    df["key"] = names[df["col"].to_numpy()]
+    return df
+
+
+_MAP_TOOLTIP = [alt.Tooltip("query:N", title="query (row)"), alt.Tooltip("key:N", title="key (column)"),
+                alt.Tooltip("weight:Q", format=".4f")]
+
+
+def attention_map_chart(attention: np.ndarray, labels: Sequence[str], title: str = "", vmax: float | None = None,
+                        size: int = MAP_SIZE, token_axes: bool = False) -> alt.Chart:
+    """One (T, T) attention map: rows are queries, columns keys; token names on the axes if asked."""
+    df = map_frame(attention, labels)
+    T = attention.shape[-1]
+    base = alt.Chart(df, title=title).mark_rect()
+    if token_axes:  # text: name every token on both axes
+        order = list(dict.fromkeys(labels))
+        chart = base.encode(x=alt.X("key:N", sort=order, title="key", axis=alt.Axis(labelAngle=-60)),
+                            y=alt.Y("query:N", sort=order, title="query"))
+    else:
+        chart = _cells(base, T, T)
+    return chart.encode(color=_weight_color(vmax), tooltip=_MAP_TOOLTIP).properties(
+        width=size, height=size, autosize=PAD)
+
+
+def grid_maps_frame(maps: np.ndarray, labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """(L, H, h, w) maps as long rows (layer, head, row, col, weight[, query, key])."""
+    a = np.asarray(maps, dtype=np.float64)
+    L, H, h, w = a.shape
+    layer, head, row, col = np.indices(a.shape)
+    df = pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "row": row.ravel(), "col": col.ravel(),
+                       "weight": a.ravel()})
+    if labels is not None:
+        names = np.asarray(list(labels), dtype=object)
+        df["query"], df["key"] = names[df["row"].to_numpy()], names[df["col"].to_numpy()]
+    return df
+
+
+def head_grid_chart(maps: np.ndarray, title: str = "", vmax: float | None = None, cell: int = SMALL,
+                    labels: Sequence[str] | None = None, selected: tuple[int, int] | None = None) -> alt.FacetChart:
+    """Small multiples of (L, H, h, w) maps: a row per layer, a column per head, one colour scale.
+
+    ``labels`` names the tokens of T x T maps (tooltips); ``selected`` (layer, head) is outlined.
+    """
+    df = grid_maps_frame(maps, labels)
+    L, H, h, w = np.shape(maps)
+    df["chosen"] = False if selected is None else (df["layer"] == selected[0]) & (df["head"] == selected[1])
+    tooltip = [alt.Tooltip("layer:O"), alt.Tooltip("head:O")]
+    tooltip += _MAP_TOOLTIP if labels is not None else [alt.Tooltip("row:O"), alt.Tooltip("col:O"),
+                                                        alt.Tooltip("weight:Q", format=".4f")]
+    cells = _cells(alt.Chart().mark_rect(), h, w).encode(color=_weight_color(vmax), tooltip=tooltip)
+    frame = alt.Chart().transform_filter("datum.chosen").transform_aggregate(n="count()", groupby=["layer", "head"])
+    frame = frame.mark_rect(fill=None, stroke="#e4572e", strokeWidth=3).encode(
+        x=alt.X(datum=0), x2=alt.X2(datum=w), y=alt.Y(datum=0), y2=alt.Y2(datum=h))
+    layered = alt.layer(cells, frame, data=df).properties(width=cell, height=cell)
+    return layered.facet(
+        row=alt.Row("layer:O", title="layer", header=alt.Header(labelAngle=0)),
+        column=alt.Column("head:O", title="head"), title=title,
+    ).resolve_scale(color="shared").configure_facet(spacing=4).properties(autosize=PAD)
+
+
+def facet_maps_chart(maps: Mapping[str, np.ndarray], labels: Sequence[str], vmax: float, size: int = 170,
+                     title: str = "") -> alt.FacetChart:
+    """Several (T, T) maps side by side, a column per name, on one colour scale [0, vmax]."""
+    frames = [map_frame(a, labels).assign(model=name) for name, a in maps.items()]
+    df = pd.concat(frames, ignore_index=True)
+    T = next(iter(maps.values())).shape[-1]
+    cells = _cells(alt.Chart().mark_rect(), T, T).encode(
+        color=_weight_color(vmax), tooltip=[alt.Tooltip("model:N"), *_MAP_TOOLTIP])
+    return cells.properties(width=size, height=size).facet(
+        data=df, column=alt.Column("model:N", title=None, sort=list(maps), header=alt.Header(labelFontSize=13)),
+        title=title,
+    ).configure_facet(spacing=10).properties(autosize=PAD)
+
+
+def overlay_chart(pixels: np.ndarray, heat: np.ndarray, title: str = "", vmax: float | None = None,
+                  size: int = 200, value_name: str = "attention") -> alt.LayerChart:
+    """A heat map (28, 28) over the grey digit: the more weight, the more opaque the colour."""
+    vmax = float(vmax) if vmax else float(max(np.nanmax(heat), 1e-12))
+    df = grid_frame(pixels, "pixel")
+    df["weight"] = np.asarray(heat, dtype=np.float64).ravel()
+    h, w = np.shape(pixels)
+    base = alt.Chart(df, title=title)
+    under = _cells(base.mark_rect(), h, w).encode(
+        color=alt.Color("pixel:Q", scale=alt.Scale(domain=[0, 1], range=["#000000", "#b0b0b0"]), legend=None))
+    over = _cells(base.mark_rect(), h, w).encode(
+        color=_weight_color(vmax, value_name, OVERLAY),
+        opacity=alt.Opacity("weight:Q", scale=alt.Scale(domain=[0, vmax], range=[0.05, 0.9], clamp=True), legend=None),
+        tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f"),
+                 alt.Tooltip("weight:Q", title=value_name, format=".4f")],
+    )
+    return alt.layer(under, over).resolve_scale(color="independent").properties(width=size, height=size,
+                                                                                autosize=PAD)
+
+
+def stat_frame(stats: Mapping[str, np.ndarray], value_name: str) -> pd.DataFrame:
+    """Per-model (L, H) statistics as rows (model, layer, head, value)."""
+    rows = []
+    for name, values in stats.items():
+        a = np.asarray(values, dtype=np.float64)
+        layer, head = np.indices(a.shape)
+        rows.append(pd.DataFrame({"model": name, "layer": layer.ravel(), "head": head.ravel(), value_name: a.ravel()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def head_stat_chart(stats: Mapping[str, np.ndarray], value_name: str, title: str = "", cell: int = 34,
+                    fmt: str = ".2f") -> alt.FacetChart:
+    """A layer x head table per model, coloured and labelled with the statistic, one shared scale."""
+    df = stat_frame(stats, value_name)
+    df["label"] = [format(v, fmt) for v in df[value_name]]
+    vmax = float(max(df[value_name].max(), 1e-12))
+    df["dark"] = df[value_name] > 0.55 * vmax
+    base = alt.Chart().encode(x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)),
+                              y=alt.Y("layer:O", title="layer"))
+    cells = base.mark_rect().encode(
+        color=alt.Color(f"{value_name}:Q", scale=alt.Scale(scheme="blues", domain=[0, vmax]),
+                        legend=alt.Legend(orient="bottom", gradientLength=160)),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:O"), alt.Tooltip("head:O"),
+                 alt.Tooltip(f"{value_name}:Q", format=".4g")])
+    text = base.mark_text(fontSize=10).encode(
+        text="label:N", color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))
+    return alt.layer(cells, text, data=df).properties(width=alt.Step(cell), height=alt.Step(cell * 0.75)).facet(
+        column=alt.Column("model:N", title=None, sort=list(stats)), title=title,
+    ).configure_facet(spacing=14).properties(autosize=PAD)
+
+
+def mix_weights_chart(weights: np.ndarray, components: Sequence[str] = ("random", "dot"),
+                      title: str = "Mixing weights") -> alt.Chart:
+    """Stacked bars of each head's mixing weights (L, H, C), a group per layer."""
+    a = np.asarray(weights, dtype=np.float64)
+    layer, head, comp = np.indices(a.shape)
+    names = np.asarray(list(components), dtype=object)
+    df = pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "component": names[comp.ravel()],
+                       "weight": a.ravel()})
+    df["where"] = [f"L{l} H{h}" for l, h in zip(df["layer"], df["head"])]
+    return alt.Chart(df, title=title).mark_bar().encode(
+        x=alt.X("where:N", sort=None, title="layer and head", axis=alt.Axis(labelAngle=-45)),
+        y=alt.Y("weight:Q", title="weight", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("component:N", title="logits from", scale=alt.Scale(scheme="set2"),
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=[alt.Tooltip("layer:O"), alt.Tooltip("head:O"), alt.Tooltip("component:N"),
+                 alt.Tooltip("weight:Q", format=".3f")],
+    ).properties(width=alt.Step(22), height=180, autosize=PAD)
+
+
+def token_attribution_frame(tokens: Sequence[str], scores: np.ndarray, per_line: float = 56) -> pd.DataFrame:
+    """Tokens laid out like text (wrapped at ``per_line`` characters), each with its score."""
+    rows, x, line = [], 0.0, 0
+    for i, (tok, score) in enumerate(zip(tokens, np.asarray(scores, dtype=np.float64))):
+        width = max(len(tok), 1) + 1.5
+        if x > 0 and x + width > per_line:
+            x, line = 0.0, line + 1
+        rows.append({"index": i, "token": tok, "score": float(score), "x": x, "x_end": x + width - 0.3,
+                     "line": line})
+        x += width
+    return pd.DataFrame(rows)
+
+
+def token_attribution_chart(tokens: Sequence[str], scores: np.ndarray, title: str = "", vmax: float | None = None,
+                            per_line: float = 56, char_px: float = 9.0) -> alt.LayerChart:
+    """Tokens as coloured boxes (diverging scale centred at 0) carrying their text, like a highlighted sentence."""
+    df = token_attribution_frame(tokens, scores, per_line)
+    vmax = float(vmax) if vmax else float(max(np.abs(df["score"]).max(), 1e-12))
+    df["strong"] = df["score"].abs() > 0.6 * vmax
+    lines = int(df["line"].max()) + 1 if len(df) else 1
+    xs = alt.Scale(domain=[0, per_line], nice=False, zero=True)
+    ys = alt.Scale(domain=[0, lines], nice=False, reverse=True)
+    tooltip = [alt.Tooltip("index:O", title="position"), alt.Tooltip("token:N"),
+               alt.Tooltip("score:Q", title="attribution", format=".4f")]
+    base = alt.Chart(df, title=title).transform_calculate(line_top="datum.line + 0.1", line_end="datum.line + 0.9",
+                                                          mid="(datum.x + datum.x_end) / 2", centre="datum.line + 0.5")
+    boxes = base.mark_rect(cornerRadius=3).encode(
+        x=alt.X("x:Q", scale=xs, axis=None), x2="x_end:Q", y=alt.Y("line_top:Q", scale=ys, axis=None), y2="line_end:Q",
+        color=alt.Color("score:Q", title="attribution",
+                        scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-vmax, vmax], domainMid=0, clamp=True),
+                        legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
+        tooltip=tooltip)
+    text = base.mark_text(fontSize=13, font="monospace").encode(
+        x=alt.X("mid:Q", scale=xs), y=alt.Y("centre:Q", scale=ys), text="token:N",
+        color=alt.condition("datum.strong", alt.value("white"), alt.value("#111")), tooltip=tooltip)
+    return alt.layer(boxes, text).properties(width=int(per_line * char_px), height=28 * lines, autosize=PAD)
+
+
+# --------------------------------------------------------------------------- latent space
+
+
+def digit_uri(pixels: np.ndarray, scale: int = 2) -> str:
+    """A (28, 28) digit as a PNG data URI, enlarged ``scale`` times (for image tooltips)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(mosaic(np.asarray(pixels)[None, None], pad=0,
+                                                                        scale=scale))).decode()
+
+
+def scatter_frame(coords: np.ndarray, labels: np.ndarray, uris: Sequence[str] | None = None) -> pd.DataFrame:
+    """Projected points as rows (index, x, y, label[, image])."""
+    df = pd.DataFrame({"index": np.arange(len(coords)), "x": np.asarray(coords[:, 0], dtype=np.float64),
+                       "y": np.asarray(coords[:, 1], dtype=np.float64),
+                       "label": [str(v) if v >= 0 else "?" for v in np.asarray(labels)]})
+    if uris is not None:
+        df["image"] = list(uris)
+    return df
+
+
+POINT, BRUSH = "point", "brush"  # names of the scatter's selection parameters
+
+
+def scatter_chart(coords: np.ndarray, labels: np.ndarray, uris: Sequence[str] | None = None, title: str = "",
+                  x_title: str = "x", y_title: str = "y", marked: Sequence[int] = (),
+                  size: int = 430) -> alt.LayerChart:
+    """The data set as points coloured by class: click selects one point, dragging a box selects many.
+
+    Tooltips show the index and label (and the digit itself when ``uris`` are given); ``marked``
+    indices are drawn as large outlined markers (e.g. the ends of an interpolation).
+    """
+    df = scatter_frame(coords, labels, uris)
+    point = alt.selection_point(name=POINT, fields=["index"], on="click", clear="dblclick")
+    brush = alt.selection_interval(name=BRUSH, encodings=["x", "y"])
+    tooltip = [alt.Tooltip("index:O", title="held-out #"), alt.Tooltip("label:N", title="label")]
+    if uris is not None:
+        tooltip.append(alt.Tooltip("image:N", title="image"))  # vega-tooltip draws the key "image" as a picture
+    base = alt.Chart(df).encode(x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
+                                y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)))
+    dots = base.mark_circle(size=26).encode(
+        color=alt.Color("label:N", title="digit", scale=alt.Scale(scheme=CATEGORY), legend=alt.Legend(orient="right")),
+        opacity=alt.condition(brush, alt.value(0.85), alt.value(0.15)),
+        tooltip=tooltip,
+    ).add_params(point, brush)
+    layers = [dots]
+    if marked:
+        ring = df[df["index"].isin(list(marked))].assign(end=lambda d: [f"#{i}" for i in d["index"]])
+        layers.append(alt.Chart(ring).mark_point(size=240, shape="diamond", strokeWidth=2.5, color="black").encode(
+            x="x:Q", y="y:Q", tooltip=[alt.Tooltip("end:N", title="path end"), alt.Tooltip("label:N")]))
+    return alt.layer(*layers, title=title).properties(width=size, height=size, autosize=PAD)
+
+
+def kl_chart(kl: np.ndarray, variance: np.ndarray, active: np.ndarray, threshold: float,
+             title: str = "KL per dimension") -> alt.Chart:
+    """KL(q(z_k|x) || N(0, 1)) per latent dimension, active units (Burda et al.) in a stronger colour."""
+    df = pd.DataFrame({"dim": np.arange(len(kl)), "kl": np.asarray(kl, dtype=np.float64),
+                       "variance": np.asarray(variance, dtype=np.float64),
+                       "state": np.where(np.asarray(active), "active", "inactive")})
+    return alt.Chart(df, title=title).mark_bar().encode(
+        x=alt.X("dim:O", title="latent dimension", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("kl:Q", title="mean KL (nats)"),
+        color=alt.Color("state:N", title=f"Cov(E[z]) > {threshold:g}",
+                        scale=alt.Scale(domain=["active", "inactive"], range=["#2a6fb0", "#c7c7c7"]),
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=[alt.Tooltip("dim:O", title="dimension"), alt.Tooltip("kl:Q", title="KL (nats)", format=".4f"),
+                 alt.Tooltip("variance:Q", title="Cov_x(E_q[z_k])", format=".4g"), alt.Tooltip("state:N")],
+    ).properties(width=alt.Step(26), height=200, autosize=PAD)
+
+
+# --------------------------------------------------------------------------- capsules
+
+
+def routing_grid_chart(grid: np.ndarray, title: str = "", cell: int = 20, vmax: float | None = None) -> alt.FacetChart:
+    """Routing coefficients on the primary capsules' 6 x 6 grid, a panel per iteration: (iters, 6, 6)."""
+    a = np.asarray(grid, dtype=np.float64)
+    it, row, col = np.indices(a.shape)
+    df = pd.DataFrame({"iteration": it.ravel() + 1, "row": row.ravel(), "col": col.ravel(), "weight": a.ravel()})
+    n = a.shape[1]
+    cells = _cells(alt.Chart().mark_rect(), n, a.shape[2]).encode(
+        color=_weight_color(vmax or float(a.max()), "c_ij"),
+        tooltip=[alt.Tooltip("iteration:O"), alt.Tooltip("row:O", title="grid row"),
+                 alt.Tooltip("col:O", title="grid column"), alt.Tooltip("weight:Q", title="c_ij", format=".4f")])
+    return cells.properties(width=cell * n, height=cell * n).facet(
+        data=df, column=alt.Column("iteration:O", title="routing iteration"), title=title,
+    ).configure_facet(spacing=8).properties(autosize=PAD)
+
+
+def routing_types_chart(types: np.ndarray, labels: Sequence[str], title: str = "", cell: int = 15) -> alt.FacetChart:
+    """Routing coefficients per primary capsule type and digit class, a panel per iteration: (iters, 16, 10)."""
+    a = np.asarray(types, dtype=np.float64)
+    it, typ, cls = np.indices(a.shape)
+    names = np.asarray(list(labels), dtype=object)
+    df = pd.DataFrame({"iteration": it.ravel() + 1, "type": typ.ravel(), "class": names[cls.ravel()],
+                       "weight": a.ravel()})
+    cells = alt.Chart().mark_rect().encode(
+        x=alt.X("class:N", sort=list(labels), title="digit capsule", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("type:O", title="primary type"),
+        color=_weight_color(float(a.max()), "c_ij"),
+        tooltip=[alt.Tooltip("iteration:O"), alt.Tooltip("type:O", title="primary type"),
+                 alt.Tooltip("class:N", title="digit capsule"), alt.Tooltip("weight:Q", title="c_ij", format=".4f")])
+    return cells.properties(width=alt.Step(cell), height=alt.Step(cell)).facet(
+        data=df, column=alt.Column("iteration:O", title="routing iteration"), title=title,
+    ).configure_facet(spacing=8).properties(autosize=PAD)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def mosaic(images: np.ndarray, pad: int = 2, scale: int = 2, background: float = 0.35) -> np.ndarray:
+    """(R, C, h, w) images in [0, 1] as one uint8 picture, a grey ``pad`` between them, enlarged ``scale`` times."""
+    a = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+    R, C, h, w = a.shape
+    out = np.full((R * h + (R + 1) * pad, C * w + (C + 1) * pad), background, dtype=np.float32)
+    for r in range(R):
+        for c in range(C):
+            top, left = pad + r * (h + pad), pad + c * (w + pad)
+            out[top:top + h, left:left + w] = a[r, c]
+    if scale > 1:
+        out = np.kron(out, np.ones((scale, scale), dtype=np.float32))
+    return (out * 255 + 0.5).astype(np.uint8)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 grey image as PNG bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8), mode="L").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
