@@ -1,0 +1,145 @@
+"""Render pieces of the Capsules page: settings, results and their panels.
+
+Capsule lengths (the class scores), routing coefficients of every iteration on the primary
+capsules' 6 x 6 grid and per primary type, reconstructions from the predicted and a chosen
+class capsule, 16 pose sliders that redraw the reconstruction live, and the paper's pose
+perturbation grid (Sabour, Frosst & Hinton 2017, https://arxiv.org/abs/1710.09829).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import charts, compute, messages, session, state, views
+from app import explore_charts as ec
+from app import explore_views as ev
+from app.explore_state import CapsuleView
+
+CLASSES = list(range(-1, 10))
+SLIDER_STEPS = 10  # slider positions on each side of 0
+
+
+def class_picker(keys: session.WidgetKeys, name: str, label: str, seed: int, help: str) -> int:
+    """A digit class, or -1 for "the predicted class"."""
+    return st.selectbox(label, CLASSES, key=keys.key(name, seed, CLASSES), help=help,
+                        format_func=lambda c: "the predicted class" if c < 0 else str(c))
+
+
+def pose_settings(keys: session.WidgetKeys, seed: CapsuleView) -> tuple[tuple[str, str], ...]:
+    """Steps and span of the pose perturbation grid (also the sliders' range)."""
+    from app.explore_state import POSE_FIELDS
+
+    current = seed.pose_params()
+    with st.expander("Pose perturbation settings"):
+        values = {f: ev.number_field(keys, "pose", f, current) for f in POSE_FIELDS}
+    params = ev.build_params(type(current), {**values, "target": current.target}, current)
+    return tuple((k, v) for k, v in state.canonical(params) if k in POSE_FIELDS)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def capsule_results(view: CapsuleView, pixels: np.ndarray) -> dict[str, Any] | None:
+    """The view's saved results, or lengths/routing/reconstructions and the pose perturbation computed."""
+    return ev.results_for(view.link, lambda: _compute(view, pixels))
+
+
+def _compute(view: CapsuleView, pixels: np.ndarray) -> dict[str, Any] | None:
+    capsules = views.computed(f"Routing {view.model}…",
+                              lambda: compute.run("capsule_routing", view.model, view.capsule_params(), pixels))
+    if capsules is None:
+        return None
+    pose = views.computed("Perturbing the pose…",
+                          lambda: compute.run("pose_perturbation", view.model, view.pose_params(), pixels))
+    return {"capsules": capsules} if pose is None else {"capsules": capsules, "pose": pose}
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def lengths_panel(result: Any) -> None:
+    """Prediction, capsule lengths, and the reconstructions from the predicted and the chosen capsule."""
+    pred, target = int(result.predictions[0]), int(result.targets[0])
+    left, right = st.columns([1.3, 1])
+    with left:
+        st.metric("Prediction", result.labels[pred], help="The digit capsule with the longest pose vector")
+        charts.show(charts.bar_chart(result.labels, result.lengths[0], title="Capsule lengths", value_name="length",
+                                     highlight=pred), "Capsule lengths", key="capsule-lengths")
+    with right:
+        pixels = np.asarray(result.inputs[0]).reshape(28, 28)
+        row = np.stack([pixels, result.recon_predicted[0], result.recon_target[0]])[None]  # (1, 3, 28, 28)
+        ev.picture(ec.mosaic(row, pad=2, scale=3), f"Input · decoded from capsule {pred} (predicted) · decoded from "
+                   f"capsule {target}", key="reconstructions")
+        st.caption("The decoder sees one capsule's 16-D pose, every other capsule masked to zero.")
+
+
+def routing_panel(result: Any, routing_class: int) -> None:
+    """Routing coefficients c_ij of every iteration, per 6 x 6 position and per primary capsule type."""
+    cls = int(result.predictions[0]) if routing_class < 0 else routing_class
+    grid = result.routing_grid[:, 0, :, :, cls]  # (iters, 6, 6)
+    st.caption("Routing by agreement (eq. 3): each primary capsule splits its vote over the 10 digit capsules "
+               "(coefficients c_ij sum to 1); iteration 1 is uniform (0.1), later ones follow agreement.")
+    ev.show(ec.routing_grid_chart(grid, f"To digit capsule {cls}, per grid position (mean over the 16 types)"),
+            "Routing per grid position", key="routing-grid")
+    ev.show(ec.routing_types_chart(result.routing_types[:, 0], result.labels,
+                                   "Per primary capsule type (mean over the 36 positions)"),
+            "Routing per primary type", key="routing-types")
+
+
+def _slider_values(keys: session.WidgetKeys, span: float, n_dims: int) -> list[float]:
+    step = span / SLIDER_STEPS
+    values = []
+    cols = st.columns(4)
+    for d in range(n_dims):
+        key = keys.key(f"slider.{d}", 0.0)
+        st.session_state[key] = float(np.clip(st.session_state[key], -span, span))  # the range may have shrunk
+        values.append(cols[d % 4].slider(f"dim {d}", -span, span, step=step, key=key, format="%+.3f"))
+    return values
+
+
+@st.fragment
+def pose_sliders(model: str, pixels: np.ndarray, result: Any, span: float) -> None:
+    """16 sliders on the decoded capsule's pose; only this part reruns while they move."""
+    from model_zoo import CheckpointError
+
+    keys = session.WidgetKeys(CapsuleView.PAGE)  # never re-seeded from a link inside the fragment
+    target = int(result.targets[0])
+    if st.button("Reset to the digit's own pose", icon=":material/restart_alt:"):
+        for d in range(16):
+            keys.forget(f"slider.{d}")
+    offsets = _slider_values(keys, span, 16)
+    if not any(offsets):
+        image = result.recon_target[0]
+    else:
+        try:
+            image = pose_decoder_reconstruction(model, pixels, target, offsets)
+        except (CheckpointError, KeyError) as e:
+            messages.error(f"The pose cannot be decoded: {e}")
+            return
+    ev.digit(image, f"Decoded from capsule {target} with the offsets above", scale=5)
+
+
+def pose_decoder_reconstruction(model: str, pixels: np.ndarray, target: int, offsets: list[float]) -> np.ndarray:
+    """The reconstruction for slider offsets (see ``app.pose_decoder``)."""
+    from app import pose_decoder
+
+    return pose_decoder.reconstruction(model, pixels, target, offsets)
+
+
+def perturbation_panel(result: Any) -> None:
+    """The paper's fig. 4: each pose dimension of the capsule shifted over the span, a row per dimension."""
+    offsets = result.offsets
+    ev.picture(ec.mosaic(result.images[0], pad=1, scale=2),
+               f"Capsule {int(result.targets[0])}: row d adds {offsets[0]:+.2f} … {offsets[-1]:+.2f} to pose "
+               "dimension d (middle column: unchanged).", key="pose-perturbation")
+
+
+def table(results: dict[str, Any]) -> pd.DataFrame:
+    """Capsule lengths as a table, for the CSV download."""
+    result = results["capsules"]
+    return pd.DataFrame({"class": list(result.labels), "length": result.lengths[0],
+                         "predicted": [i == int(result.predictions[0]) for i in range(len(result.labels))]})

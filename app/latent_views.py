@@ -1,0 +1,235 @@
+"""Render pieces of the Latent space page: settings, results and their panels.
+
+The held-out set as a scatter of its posterior means (projected to 2-D when the latent is
+bigger), clickable and brushable; the manifold grid; traversals of every dimension around the
+chosen digit; linear and spherical interpolation to a second digit; KL per dimension with
+active units and the linear probe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import cache, charts, compute, messages, session, views, widgets
+from app import explore_charts as ec
+from app import explore_views as ev
+from app.explore_state import (
+    LatentView, latent_defaults, latent_dim, latent_params_class, projection_methods,
+)
+
+METHOD_LABELS = {"identity": "none (the 2-D latent itself)", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+METHOD_FIELDS = {"umap": ("n_neighbors", "min_dist", "seed"), "tsne": ("perplexity", "seed")}
+SLOW_METHODS = ("tsne", "umap")
+MAX_SHOWN = 60  # selected digits drawn at once
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _current(seed: LatentView, model: str, part: str) -> Any:
+    from analyzers import params_from_mapping
+
+    params = seed.params(part) if model == seed.model else latent_defaults(model, part)
+    return params_from_mapping(latent_params_class(part), dict(params))
+
+
+def projection_settings(keys: session.WidgetKeys, seed: LatentView, model: str) -> Any:
+    """The projection (identity for 2-D latents, PCA, t-SNE, UMAP) and its own settings."""
+    current = _current(seed, model, "proj")
+    methods = list(projection_methods(model))
+    method = st.selectbox("Projection", methods, key=keys.key("proj.method", current.method, methods),
+                          format_func=METHOD_LABELS.get,
+                          help="How the posterior means are drawn in 2-D. t-SNE and UMAP are fitted once and cached.")
+    values = {"method": method}
+    if method in METHOD_FIELDS:
+        with st.expander(f"{METHOD_LABELS[method]} settings"):
+            values.update({f: ev.number_field(keys, "proj", f, current) for f in METHOD_FIELDS[method]})
+    kept = {k: getattr(current, k) for k in ("n_neighbors", "min_dist", "perplexity", "seed")}
+    return ev.build_params(type(current), {**kept, **values}, current)
+
+
+def other_end(keys: session.WidgetKeys, seed: LatentView) -> int:
+    """The held-out digit at the far end of the interpolation."""
+    return ev.heldout_picker(keys, seed.other, "Path to")
+
+
+def grid_settings(keys: session.WidgetKeys, seed: LatentView, model: str) -> Any:
+    """Grid size and span, and (for latents above 2-D) the two dimensions it spans."""
+    current = _current(seed, model, "grid")
+    cols = st.columns(4)
+    values = {"n": ev.number_field(keys, "grid", "n", current, cols[0]),
+              "span": ev.number_field(keys, "grid", "span", current, cols[1]), "dim_x": 0, "dim_y": 1}
+    d = latent_dim(model)
+    if d > 2:
+        dims = list(range(d))
+        values["dim_x"] = cols[2].selectbox("columns: dimension", dims, key=keys.key("grid.dim_x", current.dim_x, dims))
+        values["dim_y"] = cols[3].selectbox("rows: dimension", dims, key=keys.key("grid.dim_y", current.dim_y, dims))
+        if values["dim_x"] == values["dim_y"]:
+            messages.error("Choose two different dimensions for the grid; showing dimensions 0 and 1.")
+            values["dim_x"], values["dim_y"] = 0, 1
+    return ev.build_params(type(current), values, current)
+
+
+def part_settings(keys: session.WidgetKeys, seed: LatentView, model: str, part: str) -> Any:
+    """Traversal or interpolation settings drawn from their params dataclass."""
+    current = _current(seed, model, part)
+    return widgets.params_form(type(current), current, keys, prefix=part)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def latent_results(view: LatentView, pixels: np.ndarray) -> dict[str, Any] | None:
+    """The view's saved results, or projection, grid, traversal, interpolation and statistics computed."""
+    return ev.results_for(view.link, lambda: _compute(view, pixels))
+
+
+def _projection_note(method: str) -> str:
+    if method in SLOW_METHODS:
+        return (f"{METHOD_LABELS[method]} of the 1,000 held-out digits: read from the disk cache, or fitted once "
+                "(up to a minute on a small CPU) and cached for every later visit…")
+    return f"Encoding the held-out digits ({METHOD_LABELS[method]})…"
+
+
+def _compute(view: LatentView, pixels: np.ndarray) -> dict[str, Any] | None:
+    from analyzers import LatentStatsParams
+
+    m, p = view.model, view.params_object
+    pair = np.stack([pixels, cache.sample_pixels(view.other)])  # (2, 28, 28)
+    work = {
+        "projection": (_projection_note(p("proj").method), lambda: compute.run("latent_projection", m, p("proj"))),
+        "grid": ("Decoding the manifold grid…", lambda: compute.run("manifold_grid", m, p("grid"))),
+        "traversal": ("Traversing every dimension…", lambda: compute.run("latent_traversal", m, p("trav"), pixels)),
+        "interpolation": ("Interpolating…", lambda: compute.run("latent_interpolation", m, p("interp"), pair)),
+        "statistics": ("KL, active units and the linear probe…",
+                       lambda: compute.run("latent_statistics", m, LatentStatsParams())),
+    }
+    results = {}
+    for name, (description, run) in work.items():
+        result = views.computed(description, run)
+        if result is not None:
+            results[name] = result
+    return results or None
+
+
+# --------------------------------------------------------------------------- scatter
+
+
+@st.cache_resource(show_spinner=False)
+def _heldout_uris() -> tuple[str, ...]:
+    """Every held-out digit as a small PNG data URI, for the scatter's image tooltips (once per process)."""
+    x = cache.heldout_split().x_heldout.astype(np.float32) / 255.0
+    return tuple(ec.digit_uri(d) for d in x)
+
+
+def _selected(selection: Any, coords: np.ndarray) -> tuple[list[int], list[int]]:
+    """Indices clicked (point selection) and inside the dragged box (interval selection)."""
+    clicked = [int(p["index"]) for p in (selection.get(ec.POINT) or []) if "index" in p]
+    box = selection.get(ec.BRUSH) or {}
+    inside: list[int] = []
+    if "x" in box and "y" in box:
+        (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
+        mask = (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
+        inside = [int(i) for i in np.flatnonzero(mask)]
+    return clicked, inside
+
+
+def scatter(results: dict[str, Any], view: LatentView, marked: list[int]) -> None:
+    """The held-out set in latent space, coloured by class; click or drag to see the digits."""
+    proj = results["projection"]
+    d = proj.mu.shape[1]
+    names = ("z₀", "z₁") if proj.method == "identity" else (f"{METHOD_LABELS[proj.method]} 1",
+                                                             f"{METHOD_LABELS[proj.method]} 2")
+    uris = _heldout_uris() if len(proj.coords) == len(_heldout_uris()) else None
+    title = f"{len(proj.coords):,} held-out digits, {d}-D posterior means" + (
+        "" if proj.method == "identity" else f" through {METHOD_LABELS[proj.method]}")
+    chart = ec.scatter_chart(proj.coords, proj.labels, uris, title, *names, marked=marked)
+    st.caption("Hover for the digit, click a point to show it, drag a box to show every digit inside "
+               "(double-click clears). Diamonds: the two ends of the interpolation." + (
+                   " Read from the disk cache." if proj.cached else ""))
+    selection = ev.show_selectable(chart, "Latent scatter", key=f"scatter-{view.model}-{proj.method}",
+                                   data=ec.scatter_frame(proj.coords, proj.labels))
+    clicked, inside = _selected(selection, proj.coords)
+    _selection_digits(clicked, inside, proj.labels)
+
+
+def _selection_digits(clicked: list[int], inside: list[int], labels: np.ndarray) -> None:
+    if clicked:
+        i = clicked[0]
+        ev.digit(cache.sample_pixels(i), f"held-out #{i}, labelled {int(labels[i])}")
+    if inside:
+        shown = inside[:MAX_SHOWN]
+        counts = pd.Series(labels[inside]).value_counts().sort_index()
+        st.caption(f"{len(inside)} digits in the box" + (f" (the first {MAX_SHOWN} shown)" if len(inside) > MAX_SHOWN
+                                                         else "") + ": " +
+                   ", ".join(f"{n}× {c}" for c, n in counts.items()))
+        per_row = 12
+        images = np.zeros((-(-len(shown) // per_row) * per_row, 28, 28), dtype=np.float32)
+        images[: len(shown)] = [cache.sample_pixels(i) for i in shown]
+        st.image(ec.mosaic(images.reshape(-1, per_row, 28, 28), scale=2), output_format="PNG")
+    if not clicked and not inside:
+        st.caption("Nothing selected yet.")
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def grid_panel(result: Any, model: str) -> None:
+    """Digits decoded from a grid over two latent dimensions (Kingma & Welling 2014, fig. 4)."""
+    dx, dy = result.dims
+    q = result.quantiles
+    others = "" if latent_dim(model) == 2 else " Every other dimension is 0 (the prior mean)."
+    ev.picture(ec.mosaic(result.images, pad=1, scale=2), f"Columns: z{dx} from {q[0]:.2f} to {q[-1]:.2f}; rows: z{dy} "
+               f"from {q[-1]:.2f} (top) to {q[0]:.2f}. Values are N(0, 1) quantiles.{others}", key="manifold-grid")
+
+
+def traversal_panel(result: Any, stats: Any | None) -> None:
+    """Every latent dimension swept around the digit's posterior mean, a row per dimension."""
+    offsets = result.offsets
+    ev.picture(ec.mosaic(result.images[0], pad=1, scale=2),
+               f"Row k: z_k moved from {offsets[0]:+.1f} to {offsets[-1]:+.1f} prior standard deviations around the "
+               "digit's posterior mean (middle column: no change), every other dimension kept.", key="traversal")
+    if stats is not None:
+        active = [int(i) for i in np.flatnonzero(stats.active)]
+        st.caption(f"Active dimensions (Burda et al. 2016): {', '.join(map(str, active)) or 'none'}. "
+                   "Rows of inactive dimensions barely change: the decoder ignores them.")
+
+
+def interpolation_panel(result: Any, start: str, end: int) -> None:
+    """Linear and spherical interpolation between the two digits' posterior means, and the norm along each."""
+    st.caption(f"From {start} to held-out #{end}, {result.t.size} steps.")
+    for name, images in (("Linear", result.images_linear), ("Spherical (slerp, White 2016)", result.images_slerp)):
+        ev.picture(ec.mosaic(images[None], pad=1, scale=2), name, key=f"interpolation-{name.split()[0].lower()}")
+    norms = {"linear": np.linalg.norm(result.z_linear, axis=1), "slerp": np.linalg.norm(result.z_slerp, axis=1)}
+    chart = charts.curves_chart(result.t, norms, title="Distance from the origin along the path", x_title="t",
+                                y_title="‖z‖")
+    ev.show(chart, "Norm along the path", key="interpolation-norm")
+
+
+def statistics_panel(result: Any) -> None:
+    """KL per dimension, active units and linear-probe accuracy."""
+    cols = st.columns(3)
+    cols[0].metric("KL, all dimensions", f"{float(result.kl_per_dim.sum()):.2f} nats",
+                   help="Mean over the held-out digits of KL(q(z|x) ‖ N(0, I))")
+    cols[1].metric("Active units", f"{int(result.active.sum())} of {result.active.size}",
+                   help=f"Dimensions whose posterior mean varies across digits: Cov_x(E_q[z_k]) > {result.threshold:g}")
+    acc = float(result.probe_accuracy)
+    cols[2].metric("Linear probe", "n/a" if not np.isfinite(acc) else f"{acc:.1%}",
+                   help=f"Logistic regression on the posterior means, {result.probe_folds}-fold cross-validated "
+                        f"accuracy (± {result.probe_std:.1%}) on {result.n_inputs} held-out digits")
+    ev.show(ec.kl_chart(result.kl_per_dim, result.mu_variance, result.active, result.threshold), "KL per dimension",
+            key="kl")
+
+
+def table(results: dict[str, Any]) -> pd.DataFrame | None:
+    """The scatter as a table (index, x, y, label, mu_0..): what the CSV download holds."""
+    proj = results.get("projection")
+    if proj is None:
+        return None
+    frame = ec.scatter_frame(proj.coords, proj.labels)
+    return pd.concat([frame, pd.DataFrame(proj.mu, columns=[f"mu_{k}" for k in range(proj.mu.shape[1])])], axis=1)
+
