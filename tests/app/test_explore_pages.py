@@ -1,0 +1,301 @@
+"""The exploration pages (Attention, Synthesizers, Latent space, Capsules): views, charts, and the pages in AppTest.
+
+Pages render with their main widgets for every model they offer, a share link made in one
+session shows identical charts, images and numbers in a fresh one without computing anything,
+and bad link parameters give an error above a page that still works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import compute, explore_charts, explore_state, pose_decoder
+from app.explore_state import AttentionView, CapsuleView, LatentView, SynthesizerView
+from app.session import WidgetKeys
+from app.state import InputRef
+
+MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+TIMEOUT = 240  # seconds per script run: a model's first run loads it and computes on CPU
+SENTENCES = {"a": "A cat sat on the mat.", "b": "A dog lay on the rug."}
+
+
+def q(**kw: str) -> dict[str, list[str]]:
+    """A query as Streamlit gives it (``__`` stands for ``.`` in keys)."""
+    return {k.replace("__", "."): [v] for k, v in kw.items()}
+
+
+def shipped(model: str) -> bool:
+    """True when the model can load: a pretrained package, or its checkpoint file is present."""
+    from model_zoo import get_spec
+
+    path = get_spec(model).checkpoint_path
+    return path is None or path.exists()
+
+
+def require(*models: str) -> None:
+    missing = [m for m in models if not shipped(m)]
+    if missing:
+        pytest.skip(f"no checkpoint for {', '.join(missing)} yet: run `zooscope train {missing[0]}`")
+
+
+# --------------------------------------------------------------------------- views and URLs
+
+
+@pytest.mark.parametrize("view", [
+    AttentionView(),
+    AttentionView("minilm", texts=("Hi <b>there</b> :red[x]", "مرحبا 👋"), layer=5, head=11),
+    AttentionView("vit-dot", InputRef(42), layer=3, head=2,
+                  params=(("head_fusion", "max"), ("gradient_rollout", "false"), ("target", "7"))),
+    SynthesizerView(),
+    SynthesizerView(InputRef(300), 3, 1, (("dependence", "js"),)),
+    LatentView(),
+    LatentView("vae-16d", InputRef(5), 900, (("proj", (("method", "umap"), ("n_neighbors", "30"), ("min_dist", "0.1"),
+                                                      ("perplexity", "30.0"), ("seed", "0"))),
+                                             ("grid", (("n", "9"), ("span", "0.9"), ("dim_x", "4"), ("dim_y", "7"))))),
+    CapsuleView(),
+    CapsuleView("capsnet", InputRef(500), 3, 5, (("steps", "7"), ("span", "0.3"))),
+])
+def test_views_round_trip_through_the_url(view):
+    back, problems = type(view).from_query({k: [v] for k, v in view.to_query().items()})
+    assert problems == ()
+    assert back == view
+
+
+def test_latent_views_are_canonical_and_write_only_what_differs():
+    view = LatentView("vae-16d")
+    assert view.params("proj") == explore_state.latent_defaults("vae-16d", "proj")
+    assert dict(view.params("proj"))["method"] == "pca"
+    assert view.to_query() == {"model": "vae-16d", "sample": "0", "to": "700"}
+    assert LatentView.from_query(q(model="vae-16d", trav__k="2.0"))[0].to_query()["trav.k"] == "2.0"
+
+
+@pytest.mark.parametrize("cls, query, expected", [
+    (AttentionView, q(model="gpt-9", layer="-1", head="x"), ["'gpt-9'", "layer -1", "head must be a whole number"]),
+    (AttentionView, q(model="minilm", a="   ", b="x" * 400), ["Sentence A", "empty", "Sentence B", "limit is 300"]),
+    (SynthesizerView, q(sample="1000", dependence="kl", junk="1"), ["sample 1000", "dependence='kl'", "'junk'"]),
+    (LatentView, q(model="vae-16d", proj__method="identity", grid__dim_x="16", interp__steps="1"),
+     ["16-D latent", "two different latent dimensions", "steps='1'"]),
+    (CapsuleView, q(target="10", routing_class="nan", pose__span="5", pose__target="1"),
+     ["target", "routing_class", "span='5'", "'pose.target'"]),
+])
+def test_bad_link_values_each_get_a_message_and_a_usable_default(cls, query, expected):
+    view, problems = cls.from_query(query)
+    text = " ".join(problems)
+    assert all(e in text for e in expected), problems
+    assert type(view).from_query({k: [v] for k, v in view.to_query().items()})[1] == ()
+
+
+def test_the_pages_offer_the_models_their_analyzers_fit():
+    assert "minilm" in explore_state.attention_models() and "vit-dot" in explore_state.attention_models()
+    assert "minilm" not in explore_state.synthesizer_models()
+    assert set(explore_state.latent_models()) == {"vae-2d", "vae-16d"}
+    assert explore_state.capsule_models() == ("capsnet",)
+    assert explore_state.projection_methods("vae-16d") == ("pca", "tsne", "umap")
+
+
+# --------------------------------------------------------------------------- chart builders
+
+
+def _valid(chart) -> dict:
+    with alt.data_transformers.disable_max_rows():
+        return chart.to_dict(validate=True)
+
+
+def test_chart_builders_make_valid_vega_lite_with_tooltips():
+    rng = np.random.default_rng(0)
+    attn = rng.random((50, 50))
+    labels = explore_charts.token_labels(50)
+    assert labels[0] == "CLS" and labels[-1] == "patch (6, 6)"
+    built = [
+        explore_charts.attention_map_chart(attn, labels),
+        explore_charts.head_grid_chart(rng.random((2, 3, 7, 7)), selected=(1, 2)),
+        explore_charts.facet_maps_chart({"a": attn, "b": attn}, labels, 1.0),
+        explore_charts.overlay_chart(rng.random((28, 28)), rng.random((28, 28))),
+        explore_charts.head_stat_chart({"a": rng.random((2, 3))}, "dependence"),
+        explore_charts.mix_weights_chart(rng.random((2, 3, 2))),
+        explore_charts.token_attribution_chart(["[CLS]", "<script>", "ok"], np.array([0.0, 1.0, -1.0])),
+        explore_charts.scatter_chart(rng.normal(size=(20, 2)), np.arange(20) % 10, marked=[3]),
+        explore_charts.kl_chart(rng.random(4), rng.random(4), np.array([True, False, True, True]), 0.01),
+        explore_charts.routing_grid_chart(rng.random((3, 6, 6))),
+        explore_charts.routing_types_chart(rng.random((3, 16, 10)), [str(i) for i in range(10)]),
+    ]
+    for chart in built:
+        assert "tooltip" in str(_valid(chart))
+
+
+def test_token_layout_wraps_long_sentences_and_keeps_order():
+    frame = explore_charts.token_attribution_frame(["word"] * 30, np.linspace(-1, 1, 30), per_line=40)
+    assert frame["line"].max() >= 2
+    assert list(frame["index"]) == list(range(30))
+    assert (frame.groupby("line")["x"].apply(lambda x: x.is_monotonic_increasing)).all()
+
+
+def test_mosaic_places_every_image_with_a_border():
+    images = np.zeros((2, 3, 28, 28), dtype=np.float32)
+    images[1, 2] = 1.0
+    out = explore_charts.mosaic(images, pad=2, scale=1)
+    assert out.shape == (2 * 28 + 3 * 2, 3 * 28 + 4 * 2) and out.dtype == np.uint8
+    assert out[2 + 28 + 2:, 2 + 2 * 30:][:28, :28].min() == 255 and out[2:30, 2:30].max() == 0
+
+
+# --------------------------------------------------------------------------- pages in AppTest
+
+
+@pytest.fixture(autouse=True)
+def zooscope_home(tmp_path, monkeypatch):
+    """Every test gets its own empty analysis store (and projection cache)."""
+    monkeypatch.setenv("ZOOSCOPE_HOME", str(tmp_path))
+    return tmp_path
+
+
+def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
+    """A fresh browser session that opens ``page`` with the URL query ``query``."""
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.run()
+    at.query_params = dict(query or {})
+    at.switch_page(f"../pages/{page}.py")
+    return at.run()
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def shown(at: AppTest) -> dict[str, object]:
+    """What a person sees that carries numbers: chart specs and data, images, metrics, captions."""
+    charts = [(c.proto.spec, tuple(d.data.data for d in c.proto.datasets)) for c in at.get("vega_lite_chart")]
+    images = [img.url for el in at.get("image") for img in el.proto.imgs]
+    return {"charts": charts, "images": images, "metrics": {m.label: m.value for m in at.metric},
+            "captions": [c.value for c in at.caption if not any(w in c.value for w in SHARE_CAPTIONS)]}
+
+
+SHARE_CAPTIONS = ("saved", "Anyone with this link")  # the framework's notes about a link, not results
+
+
+def labels(elements) -> set[str]:
+    return {e.label for e in elements}
+
+
+@pytest.mark.parametrize("model", explore_state.attention_models())
+def test_attention_renders_every_attention_model(model):
+    require(model)
+    query = {"model": model, **(SENTENCES if explore_state.is_text_model(model) else {"sample": "3"})}
+    at = open_page("attention", query)
+    ok(at)
+    assert at.title[0].value == "Attention"
+    assert {"Model", "Layer", "Head"} <= labels(at.selectbox)
+    assert len(at.get("vega_lite_chart")) >= 4
+    if explore_state.is_text_model(model):
+        assert labels(at.text_area) == {"Sentence A", "Sentence B"}
+        assert any(c.value.startswith("Tokens: sentence A 9, sentence B 9") for c in at.caption)
+        assert "cos(A, B)" in {m.label for m in at.metric}
+    else:
+        assert "Digit class" in labels(at.selectbox)
+        assert {"Every layer and head", "Rollout"} <= {s.value for s in at.subheader}
+
+
+def test_attention_switches_head_without_losing_the_input():
+    at = open_page("attention", {"model": "vit-dot", "sample": "3"})
+    at.selectbox(key=WidgetKeys("attention").name("head")).set_value(2).run()
+    ok(at)
+    assert at.query_params["head"] == "2" and at.query_params["sample"] == "3"
+
+
+def test_synthesizers_shows_every_model_it_can_and_names_fixed_patterns():
+    at = open_page("synthesizers", {"sample": "300", "layer": "1"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Synthesizers"
+    assert {"Layer", "Head", "Digit class"} <= labels(at.selectbox)
+    assert "Input-dependence per head" in {s.value for s in at.subheader}
+    assert at.dataframe, "the per-head statistics table"
+    if shipped("vit-random"):
+        assert any("Fixed pattern" in c.value for c in at.caption)
+        assert any("same for every input" in i.value for i in at.info)
+    if shipped("vit-mixture"):
+        assert "Mixture of synthesizers" in {s.value for s in at.subheader}
+    missing = [m for m in explore_state.synthesizer_models() if not shipped(m)]
+    assert bool(at.warning) == bool(missing)
+
+
+@pytest.mark.parametrize("model", explore_state.latent_models())
+def test_latent_renders_every_latent_model(model):
+    at = open_page("latent", {"model": model, "sample": "5"})
+    ok(at)
+    assert {"Model", "Projection", "Digit class", "Path to: digit class"} <= labels(at.selectbox)
+    assert at.selectbox(key=WidgetKeys("latent").name("proj.method")).value == explore_state.default_projection(model)
+    assert {m.label for m in at.metric} == {"KL, all dimensions", "Active units", "Linear probe"}
+    assert len(at.get("image")) >= 4  # grid, traversal, linear and slerp paths
+    assert at.tabs and len(at.get("vega_lite_chart")) >= 3
+
+
+def test_capsules_sliders_redraw_the_reconstruction():
+    require("capsnet")
+    at = open_page("capsules", {"sample": "500"})
+    ok(at)
+    assert len(at.slider) == 16 and {"Decode from capsule", "Routing to capsule"} <= labels(at.selectbox)
+    assert at.metric[0].label == "Prediction"
+    before = shown(at)["images"]
+    at.slider(key=WidgetKeys("capsules").name("slider.3")).set_value(0.2).run()
+    ok(at)
+    assert shown(at)["images"] != before
+
+
+def refuse_to_compute(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("a shared analysis must be shown from the store, not recomputed")
+    monkeypatch.setattr(compute, "run", boom)
+    monkeypatch.setattr(pose_decoder, "reconstruction", boom)
+
+
+SHARED = [
+    ("attention", {"model": "vit-dot", "sample": "17", "layer": "2", "head": "1", "head_fusion": "max"}),
+    ("attention", {"model": "minilm", **SENTENCES, "layer": "4", "head": "7"}),
+    ("synthesizers", {"sample": "200", "head": "3"}),
+    ("latent", {"model": "vae-16d", "sample": "40", "to": "950", "trav.steps": "5", "grid.dim_y": "5"}),
+    ("capsules", {"sample": "800", "target": "3"}),
+]
+
+
+@pytest.mark.parametrize("page, query", SHARED, ids=[f"{p}-{q.get('model', '')}" for p, q in SHARED])
+def test_a_share_link_reproduces_identical_numbers_in_a_fresh_session(page, query, monkeypatch):
+    require(*[m for m in (query.get("model"), "capsnet" if page == "capsules" else None) if m])
+    first = open_page(page, query)
+    ok(first)
+    before = shown(first)
+    next(b for b in first.button if b.label == "Share").click().run()
+    ok(first)
+    link = first.query_params.get("id")
+    assert isinstance(link, str) and len(link) == 22, first.query_params
+
+    refuse_to_compute(monkeypatch)
+    second = open_page(page, {"id": link})
+    ok(second)
+    assert second.query_params == {"id": link}
+    assert any("numbers are the saved ones" in c.value for c in second.caption)
+    assert shown(second) == before
+
+
+BAD = [
+    ("attention", {"model": "nope", "layer": "99"}, "'nope'", "Layer"),
+    ("attention", {"model": "vit-dot", "head": "9"}, "no head 9", "Head"),
+    ("attention", {"model": "minilm", "a": "", "b": "ok"}, "Sentence A", "Sentence A"),
+    ("synthesizers", {"sample": "-4", "dependence": "<b>x</b>"}, "sample", "Layer"),
+    ("latent", {"model": "vae-2d", "proj.method": "tsne!", "to": "abc"}, "tsne!", "Projection"),
+    ("capsules", {"target": "99", "id": "../../etc"}, "not a zooscope link id", "Decode from capsule"),
+]
+
+
+@pytest.mark.parametrize("page, query, expected, widget", BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_links_show_an_error_above_a_usable_page(page, query, expected, widget):
+    require(*(["capsnet"] if page == "capsules" else []), *([query["model"]] if query.get("model") == "minilm" else []))
+    at = open_page(page, query)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.error and any(expected in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
+    assert widget in labels(at.selectbox) | labels(at.text_area)
+    assert at.get("vega_lite_chart"), "the page still shows its analysis"
