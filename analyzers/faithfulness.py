@@ -164,7 +164,7 @@ def randomisation_check(model, spec, inputs: Inputs,
     target does not use (a VAE's decoder) are left out. Each step re-initialises one more group
     of a deep copy (reset_parameters, or a normal draw with the original tensor's std) and
     recomputes the attributions for the trained model's targets. The correlation is of absolute
-    attributions. The given model is not modified.
+    attributions, over pixels where either map is non-zero. The given model is not modified.
     """
     with analysis(model, spec, "randomisation_check", params) as run:
         x = image_batch(inputs, spec, run.device)
@@ -199,7 +199,16 @@ def _method_params(params: RandomisationParams):
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    rho = spearmanr(np.abs(a).ravel(), np.abs(b).ravel()).statistic
+    """Spearman correlation of |a| and |b| over the pixels where either is non-zero.
+
+    Pixels that are exactly 0 in both maps (black pixels under a black-baseline IG or Input x
+    Gradient) are zero whatever the weights; as ties they would only measure the input's mask.
+    """
+    a, b = np.abs(a).ravel(), np.abs(b).ravel()
+    keep = (a != 0) | (b != 0)
+    if keep.sum() < 3:
+        return float("nan")
+    rho = spearmanr(a[keep], b[keep]).statistic
     return float(rho) if np.isfinite(rho) else 0.0
 
 
