@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import spearmanr
 from torch import nn
 from torch.func import functional_call
 
@@ -204,6 +203,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     Pixels that are exactly 0 in both maps (black pixels under a black-baseline IG or Input x
     Gradient) are zero whatever the weights; as ties they would only measure the input's mask.
     """
+    from scipy.stats import spearmanr
+
     a, b = np.abs(a).ravel(), np.abs(b).ravel()
     keep = (a != 0) | (b != 0)
     if keep.sum() < 3:

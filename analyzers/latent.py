@@ -18,13 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import norm
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
-from sklearn.manifold import TSNE
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from model_zoo import load_split
 from model_zoo.vae import kl_per_dim
@@ -108,6 +101,8 @@ def manifold_grid(model, spec, inputs: Inputs = None, params: GridParams = GridP
         D = spec.config.latent_dim
         if max(params.dim_x, params.dim_y) >= D or params.dim_x == params.dim_y:
             raise ParamError(f"dim_x and dim_y must be two different latent dimensions of {spec.name}, 0 to {D - 1}")
+        from scipy.stats import norm
+
         lo = (1 - params.span) / 2
         q = norm.ppf(np.linspace(lo, 1 - lo, params.n))  # (n,)
         z = np.zeros((params.n, params.n, D), dtype=np.float32)
@@ -221,6 +216,11 @@ def _dataset(inputs, labels, spec, device) -> tuple[torch.Tensor, np.ndarray]:
 
 def _probe(mu: np.ndarray, y: np.ndarray, params: LatentStatsParams) -> tuple[float, float]:
     """Held-out accuracy (mean, std over folds) of a logistic regression on the means."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     counts = np.bincount(y)
     if counts[counts > 0].min() < params.probe_folds:
         raise ParamError(f"the linear probe needs at least probe_folds={params.probe_folds} examples of every "
@@ -243,6 +243,8 @@ def project(mu: np.ndarray, params: ProjectionParams) -> tuple[np.ndarray, bool]
                              f"choose pca, tsne or umap")
         return mu.astype(np.float32), False
     if params.method == "pca":
+        from sklearn.decomposition import PCA
+
         return PCA(2, random_state=params.seed).fit_transform(mu).astype(np.float32), False
     if n < 5:
         raise ParamError(f"{params.method} needs at least 5 points, got {n}")
@@ -279,6 +281,8 @@ def _library_version(method: str) -> str:
 
 
 def _fit_tsne(mu: np.ndarray, params: ProjectionParams) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
     perplexity = min(params.perplexity, (len(mu) - 1) / 3)
     return TSNE(2, perplexity=perplexity, init="pca", random_state=params.seed).fit_transform(mu)
 

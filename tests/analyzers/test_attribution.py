@@ -17,12 +17,12 @@ from analyzers.run import halving_on_oom
 from .conftest import IMAGE_MODELS, Linear, PaperToy, minilm, toy_spec, trained_or_skip, untrained
 
 FAST = {
-    "integrated_gradients": IGParams(n_steps=16),
+    "integrated_gradients": IGParams(n_steps=4),
     "saliency": SaliencyParams(),
     "input_x_gradient": None,
-    "smoothgrad": SmoothGradParams(nt_samples=3),
-    "gradient_shap": GradientShapParams(n_samples=4, baseline_draws=2),
-    "occlusion": OcclusionParams(window=7, stride=7),
+    "smoothgrad": SmoothGradParams(nt_samples=2),
+    "gradient_shap": GradientShapParams(n_samples=2, baseline_draws=2),
+    "occlusion": OcclusionParams(window=14, stride=7),
 }
 
 
@@ -140,7 +140,8 @@ def test_bad_targets_and_too_much_work_are_refused(digits):
     with pytest.raises(ParamError, match="target=10 is not a class"):
         integrated_gradients(model, spec, digits[:1], IGParams(target=10))
     with pytest.raises(ParamError, match="model evaluations"):
-        integrated_gradients(model, spec, digits.repeat(100, 1, 1, 1), IGParams(n_steps=1024))
+        integrated_gradients(model, spec, digits.repeat(2, 1, 1, 1),
+                             IGParams(n_steps=1024, baseline="uniform", baseline_draws=64))
     with pytest.raises(ParamError, match="custom"):
         integrated_gradients(model, spec, digits[:1], IGParams(baseline="custom"))
     with pytest.raises(ParamError, match=r"\[0, 1\]"):
