@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import model_zoo
 from analyzers import CapsuleParams, PoseParams, capsule_routing, pose_perturbation
