@@ -136,38 +136,48 @@ def integrated_gradients(model, spec, inputs: Inputs, params: IGParams = IGParam
 
 def saliency(model, spec, inputs: Inputs, params: SaliencyParams = SaliencyParams(), *,
              baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
-    """Saliency map: the gradient of the target with respect to the pixels (https://arxiv.org/abs/1312.6034)."""
+    """Saliency map: the gradient of the target with respect to the pixels.
+
+    Paper: https://arxiv.org/abs/1312.6034
+    """
     return _attribute_images(model, spec, inputs, params, "saliency", _saliency, baseline_tensor)
 
 
 def input_x_gradient(model, spec, inputs: Inputs, params: InputXGradientParams = InputXGradientParams(), *,
                      baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
-    """Input times gradient of the target (https://arxiv.org/abs/1605.01713)."""
+    """Input times the gradient of the target, pixel by pixel.
+
+    Paper: https://arxiv.org/abs/1605.01713
+    """
     return _attribute_images(model, spec, inputs, params, "input_x_gradient", _input_x_gradient, baseline_tensor)
 
 
 def smoothgrad(model, spec, inputs: Inputs, params: SmoothGradParams = SmoothGradParams(), *,
                baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
-    """SmoothGrad: Saliency or IG averaged over noisy copies of the input (https://arxiv.org/abs/1706.03825).
+    """SmoothGrad: Saliency or IG averaged over noisy copies of the input.
 
     Each example gets its own noise from ``seed``, so a batch gives the same maps as one image at a time.
+    Paper: https://arxiv.org/abs/1706.03825
     """
     return _attribute_images(model, spec, inputs, params, "smoothgrad", _smoothgrad, baseline_tensor)
 
 
 def gradient_shap(model, spec, inputs: Inputs, params: GradientShapParams = GradientShapParams(), *,
                   baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
-    """GradientSHAP: expected gradients from a baseline distribution, with its delta (https://arxiv.org/abs/1705.07874).
+    """GradientSHAP: expected gradients over a distribution of baselines, with its convergence delta.
 
     Completeness holds only in expectation: ``delta`` is the mean of captum's per-sample deltas
-    and a flag asks for more ``n_samples``.
+    and a flag asks for more ``n_samples``. Paper: https://arxiv.org/abs/1705.07874
     """
     return _attribute_images(model, spec, inputs, params, "gradient_shap", _gradient_shap, baseline_tensor)
 
 
 def occlusion(model, spec, inputs: Inputs, params: OcclusionParams = OcclusionParams(), *,
               baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
-    """Occlusion: how much the target drops when a window is covered by the baseline (https://arxiv.org/abs/1311.2901)."""
+    """Occlusion: how much the target drops when a window is covered by the baseline.
+
+    Paper: https://arxiv.org/abs/1311.2901
+    """
     return _attribute_images(model, spec, inputs, params, "occlusion", _occlusion, baseline_tensor)
 
 

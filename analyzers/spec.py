@@ -32,7 +32,11 @@ class MethodSpec:
     needs: frozenset[str]
     modalities: frozenset[str] = frozenset({"image"})
     group: str = "attribution"  # attribution | attention | latent | capsules | faithfulness
-    help: str = ""
+    help: str = ""  # one line for the UI; defaults to the function's docstring's first line
+
+    def __post_init__(self) -> None:
+        if not self.help:  # the function's first docstring line is written to be read as help text
+            object.__setattr__(self, "help", (self.function.__doc__ or "").strip().split("\n")[0])
 
     def fits(self, spec: Any) -> bool:
         """True when this analyzer can run on the model described by ``spec`` (a ModelSpec)."""
