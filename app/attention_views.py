@@ -20,12 +20,15 @@ import streamlit as st
 from app import compute, messages, session, views
 from app import explore_charts as ec
 from app import explore_views as ev
-from app.explore_state import MAX_TEXT_CHARS, AttentionView, SynthesizerView, is_text_model, synthesizer_models
+from app.explore_state import (
+    MAX_TEXT_CHARS, AttentionView, SynthesizerView, has_weights, is_text_model, synthesizer_models,
+)
 from app.state import InputRef
 
 MAX_TOKENS = 128  # MiniLM's cap (model_zoo.minilm.MiniLMConfig.max_tokens)
 FIXED = 1e-6  # a head whose input-dependence stays below this is the same for every input
 PROBE_PER_CLASS = 5  # held-out digits per class for head statistics
+GRID_WIDTH = 500  # px available to a row of small multiples
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,12 @@ def image_attention(result: Any, layer: int, head: int) -> None:
         ev.show(ec.overlay_chart(pixels, result.cls_maps[layer, 0, head], f"CLS row of layer {layer}, head {head}"),
                 "CLS attention over the digit", key="cls-overlay")
     st.subheader("Every layer and head", divider="gray")
-    st.caption("What CLS attends to on the 7 × 7 patch grid; the chosen head is outlined.")
+    st.caption("What CLS attends to on the 7 × 7 patch grid, over the digit; one colour scale (square root, so that weak "
+               "heads still show) for every head. "
+               "The chosen head is outlined.")
     grid = _patch_maps(attn)
-    ev.show(ec.head_grid_chart(grid, selected=(layer, head)), "CLS attention per layer and head", key="head-grid",
-            data=ec.grid_maps_frame(grid))
+    chart = ec.head_grid_chart(grid, selected=(layer, head), pixels=pixels, cell=84)
+    ev.show(chart, "CLS attention per layer and head", key="head-grid", data=ec.grid_maps_frame(grid))
     rollouts(result, pixels)
 
 
@@ -145,14 +150,19 @@ def rollouts(result: Any, pixels: np.ndarray) -> None:
     """Rollout (Abnar & Zuidema 2020) and gradient rollout (Chefer et al. 2021) over the digit."""
     st.subheader("Rollout", divider="gray")
     st.caption("Attention rollout multiplies the head-averaged maps (plus the residual identity) through the layers; "
-               "the gradient rollout weights each head by the gradient of the explained class.")
+               "the gradient rollout weights each head by the gradient of the explained class. Colours run from "
+               "each map's smallest value (transparent) to its largest.")
     maps = {"Rollout (Abnar & Zuidema 2020)": result.rollout_map}
     if result.grad_rollout_map is not None:
         maps[f"Gradient rollout for class {int(result.targets[0])} (Chefer et al. 2021)"] = result.grad_rollout_map
     for col, (title, heat) in zip(st.columns(2), maps.items()):
         with col:
-            ev.show(ec.overlay_chart(pixels, heat[0], title, value_name="relevance"), title,
-                    key=f"rollout-{len(title)}")
+            ev.show(ec.overlay_chart(pixels, heat[0], title, value_name="relevance", vmin=float(heat[0].min())),
+                    title, key=f"rollout-{len(title)}")
+
+
+def _token_size(tokens: tuple[str, ...]) -> int:
+    return min(420, max(160, 22 * len(tokens)))
 
 
 def _sentence_map(attn: np.ndarray, tokens: tuple[str, ...]) -> np.ndarray:
@@ -172,7 +182,7 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
             labels = ec.token_labels(len(tokens), tokens)
             m = _sentence_map(attn[layer, b, head], tokens)
             ev.show(ec.attention_map_chart(m, labels, f"Sentence {name}: layer {layer}, head {head}", token_axes=True,
-                                           size=max(200, 18 * len(tokens))),
+                                           size=_token_size(tokens)),
                     f"Attention map {name}", key=f"text-map-{name}", data=ec.map_frame(m, labels))
     st.subheader("Every layer and head", divider="gray")
     which = st.radio("Sentence", ("A", "B"), horizontal=True, key=keys.key("grid.sentence", "A", ("A", "B")))
@@ -180,7 +190,8 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
     tokens = result.tokens[b]
     grid = _sentence_map(attn[:, b], tokens)  # (L, H, n, n)
     labels = ec.token_labels(len(tokens), tokens)
-    ev.show(ec.head_grid_chart(grid, labels=labels, selected=(layer, head), cell=56), "Attention per layer and head",
+    cell = max(24, min(56, GRID_WIDTH // grid.shape[1]))
+    ev.show(ec.head_grid_chart(grid, labels=labels, selected=(layer, head), cell=cell), "Attention per layer and head",
             key="text-grid", data=ec.grid_maps_frame(grid, labels))
     st.subheader("Rollout", divider="gray")
     for col, name, b in zip(st.columns(2), "AB", (0, 1)):
@@ -189,7 +200,7 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
             labels = ec.token_labels(len(tokens), tokens)
             m = _sentence_map(result.rollout[b], tokens)
             ev.show(ec.attention_map_chart(m, labels, f"Rollout, sentence {name}", token_axes=True,
-                                           size=max(200, 18 * len(tokens))),
+                                           size=_token_size(tokens)),
                     f"Rollout {name}", key=f"text-rollout-{name}", data=ec.map_frame(m, labels))
 
 
@@ -200,13 +211,10 @@ def similarity(result: Any) -> None:
                "of the two sentence embeddings (the other sentence held fixed; baseline: [PAD] tokens). "
                "Red tokens raise the similarity, blue ones lower it. One colour scale for both sentences.")
     st.metric("cos(A, B)", f"{float(result.f_x[0]):.4f}")
-    vmax = float(max(np.abs(result.attributions).max(), 1e-12))
-    for i, name in enumerate("AB"):
-        tokens = result.tokens[i]
-        scores = np.asarray(result.attributions[i][: len(tokens)])
-        ev.show(ec.token_attribution_chart(tokens, scores, f"Sentence {name}", vmax=vmax),
-                f"Similarity attribution {name}", key=f"similarity-{name}",
-                data=ec.token_attribution_frame(tokens, scores))
+    sentences = {f"Sentence {name}": (result.tokens[i], np.asarray(result.attributions[i][: len(result.tokens[i])]))
+                 for i, name in enumerate("AB")}
+    table = pd.concat([ec.token_attribution_frame(t, a).assign(sentence=n) for n, (t, a) in sentences.items()])
+    ev.show(ec.token_attribution_chart(sentences), "Similarity attribution", key="similarity", data=table)
     for i, name in enumerate("AB"):
         rel = float(result.rel_error[i])
         st.caption(f"Sentence {name}: Σ attributions {float(np.sum(result.attributions[i])):.4f}, "
@@ -244,7 +252,11 @@ def _compute_synthesizers(view: SynthesizerView, pixels: np.ndarray) -> dict[str
 
     _, probe = ev.heldout_probe_set(PROBE_PER_CLASS)
     params, stats = AttentionParams(gradient_rollout=False), view.stats_object()
-    models = synthesizer_models()
+    models = [m for m in synthesizer_models() if has_weights(m)]
+    untrained = [m for m in synthesizer_models() if m not in models]
+    if untrained:
+        messages.warning(f"Not trained yet, so left out: {', '.join(untrained)}. Run `zooscope train <model>` "
+                         "to add them.")
     results: dict[str, Any] = {}
     left_out: list[str] = []
     progress = st.progress(0.0, text="Running the digit through every attention model…")

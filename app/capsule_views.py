@@ -93,7 +93,7 @@ def routing_panel(result: Any, routing_class: int) -> None:
 def _slider_values(keys: session.WidgetKeys, span: float, n_dims: int) -> list[float]:
     step = span / SLIDER_STEPS
     values = []
-    cols = st.columns(4)
+    cols = st.columns(4, gap="small")
     for d in range(n_dims):
         key = keys.key(f"slider.{d}", 0.0)
         st.session_state[key] = float(np.clip(st.session_state[key], -span, span))  # the range may have shrunk
@@ -108,19 +108,22 @@ def pose_sliders(model: str, pixels: np.ndarray, result: Any, span: float) -> No
 
     keys = session.WidgetKeys(CapsuleView.PAGE)  # never re-seeded from a link inside the fragment
     target = int(result.targets[0])
-    if st.button("Reset to the digit's own pose", icon=":material/restart_alt:"):
-        for d in range(16):
-            keys.forget(f"slider.{d}")
-    offsets = _slider_values(keys, span, 16)
-    if not any(offsets):
-        image = result.recon_target[0]
-    else:
-        try:
-            image = pose_decoder_reconstruction(model, pixels, target, offsets)
-        except (CheckpointError, KeyError) as e:
-            messages.error(f"The pose cannot be decoded: {e}")
-            return
-    ev.digit(image, f"Decoded from capsule {target} with the offsets above", scale=5)
+    sliders, picture = st.columns([2.2, 1])
+    with sliders:
+        if st.button("Reset to the digit's own pose", icon=":material/restart_alt:"):
+            for d in range(16):
+                keys.forget(f"slider.{d}")
+        offsets = _slider_values(keys, span, 16)
+    with picture:
+        if not any(offsets):
+            image = result.recon_target[0]
+        else:
+            try:
+                image = pose_decoder_reconstruction(model, pixels, target, offsets)
+            except (CheckpointError, KeyError) as e:
+                messages.error(f"The pose cannot be decoded: {e}")
+                return
+        ev.digit(image, f"Decoded from capsule {target} with these offsets", scale=7)
 
 
 def pose_decoder_reconstruction(model: str, pixels: np.ndarray, target: int, offsets: list[float]) -> np.ndarray:
@@ -133,7 +136,7 @@ def pose_decoder_reconstruction(model: str, pixels: np.ndarray, target: int, off
 def perturbation_panel(result: Any) -> None:
     """The paper's fig. 4: each pose dimension of the capsule shifted over the span, a row per dimension."""
     offsets = result.offsets
-    ev.picture(ec.mosaic(result.images[0], pad=1, scale=2),
+    ev.picture(ec.mosaic(result.images[0], pad=1, scale=2, max_width=660),
                f"Capsule {int(result.targets[0])}: row d adds {offsets[0]:+.2f} … {offsets[-1]:+.2f} to pose "
                "dimension d (middle column: unchanged).", key="pose-perturbation")
 

@@ -15,13 +15,17 @@ put several maps side by side take a shared ``vmax`` so that they compare honest
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import altair as alt
 import numpy as np
 import pandas as pd
+
+from altair.utils.schemapi import debug_mode
 
 from app.charts import PAD, grid_frame
 
@@ -34,25 +38,50 @@ SMALL = 64  # px, side of a map in a small-multiples grid
 CLS = "CLS"
 
 
+F = TypeVar("F", bound=Callable)
+
+
+def _built_fast(builder: F) -> F:
+    """Build without Altair's validation of every intermediate object (its "debug mode").
+
+    The finished chart is still validated once when it is drawn (``to_dict``); skipping the
+    per-object checks makes building the larger charts several times faster.
+    """
+    @functools.wraps(builder)
+    def build(*args, **kwargs):
+        with debug_mode(False):
+            return builder(*args, **kwargs)
+    return build  # type: ignore[return-value]
+
+
 # --------------------------------------------------------------------------- cells
 
 
-def _cells(chart: alt.Chart, height: int, width: int, axes: bool = False) -> alt.Chart:
-    """Encode a rect chart on the exact cell grid of an (height, width) array, row 0 on top."""
-    axis = alt.Axis(tickMinStep=1, format="d", grid=False) if axes else None
-    return chart.transform_calculate(col_end="datum.col + 1", row_end="datum.row + 1").encode(
-        x=alt.X("col:Q", axis=axis, title=None, scale=alt.Scale(domain=[0, width], nice=False, zero=False)),
+def fit(size: int, n: int) -> int:
+    """The side closest to ``size`` px that gives each of ``n`` cells a whole number of pixels (no seams)."""
+    return n * max(1, round(size / n))
+
+
+def _cells(chart: alt.Chart, height: int, width: int, opaque: bool = True) -> alt.Chart:
+    """Encode a rect chart on the exact cell grid of an (height, width) array, row 0 on top.
+
+    Opaque layers reach a little into the next cell so that no anti-aliasing seam shows;
+    translucent layers keep exact cells (an overlap would show as darker lines).
+    """
+    end = "+ 1.04" if opaque else "+ 1"
+    return chart.transform_calculate(col_end=f"datum.col {end}", row_end=f"datum.row {end}").encode(
+        x=alt.X("col:Q", axis=None, title=None, scale=alt.Scale(domain=[0, width], nice=False, zero=False)),
         x2="col_end:Q",
-        y=alt.Y("row:Q", axis=axis, title=None,
+        y=alt.Y("row:Q", axis=None, title=None,
                 scale=alt.Scale(domain=[0, height], nice=False, zero=False, reverse=True)),
         y2="row_end:Q",
     )
 
 
 def _weight_color(vmax: float | None, title: str = "attention", scheme: str = SEQUENTIAL,
-                  legend: bool = True) -> alt.Color:
+                  legend: bool = True, kind: str = "linear") -> alt.Color:
     domain = [0.0, float(vmax)] if vmax else alt.Undefined
-    scale = alt.Scale(scheme=scheme, domain=domain, clamp=True, zero=True)
+    scale = alt.Scale(type=kind, scheme=scheme, domain=domain, clamp=True, zero=True)
     return alt.Color("weight:Q", title=title, scale=scale,
                      legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160) if legend else None)
 
@@ -81,6 +110,7 @@ _MAP_TOOLTIP = [alt.Tooltip("query:N", title="query (row)"), alt.Tooltip("key:N"
                 alt.Tooltip("weight:Q", format=".4f")]
 
 
+@_built_fast
 def attention_map_chart(attention: np.ndarray, labels: Sequence[str], title: str = "", vmax: float | None = None,
                         size: int = MAP_SIZE, token_axes: bool = False) -> alt.Chart:
     """One (T, T) attention map: rows are queries, columns keys; token names on the axes if asked."""
@@ -89,12 +119,14 @@ def attention_map_chart(attention: np.ndarray, labels: Sequence[str], title: str
     base = alt.Chart(df, title=title).mark_rect()
     if token_axes:  # text: name every token on both axes
         order = list(dict.fromkeys(labels))
-        chart = base.encode(x=alt.X("key:N", sort=order, title="key", axis=alt.Axis(labelAngle=-60)),
-                            y=alt.Y("query:N", sort=order, title="query"))
+        axis = {"labelOverlap": False, "labelLimit": 110, "ticks": False, "domain": False}
+        chart = base.encode(x=alt.X("key:N", sort=order, title="key", axis=alt.Axis(labelAngle=-50, **axis)),
+                            y=alt.Y("query:N", sort=order, title="query", axis=alt.Axis(**axis)))
     else:
         chart = _cells(base, T, T)
+    side = fit(size, T)
     return chart.encode(color=_weight_color(vmax), tooltip=_MAP_TOOLTIP).properties(
-        width=size, height=size, autosize=PAD)
+        width=side, height=side, autosize=PAD)
 
 
 def grid_maps_frame(maps: np.ndarray, labels: Sequence[str] | None = None) -> pd.DataFrame:
@@ -110,29 +142,64 @@ def grid_maps_frame(maps: np.ndarray, labels: Sequence[str] | None = None) -> pd
     return df
 
 
+def _underlay_frame(pixels: np.ndarray, L: int, H: int) -> pd.DataFrame:
+    """The digit (28, 28) repeated for every (layer, head) panel, on the pixel grid."""
+    df = grid_frame(pixels, "pixel")
+    n = len(df)
+    grey = [f"#{v:02x}{v:02x}{v:02x}" for v in (np.clip(df["pixel"].to_numpy(), 0, 1) * 176).astype(int)]
+    return pd.DataFrame({"layer": np.repeat(np.arange(L), H * n), "head": np.tile(np.repeat(np.arange(H), n), L),
+                         "row": np.tile(df["row"].to_numpy(), L * H), "col": np.tile(df["col"].to_numpy(), L * H),
+                         "grey": np.tile(np.asarray(grey, dtype=object), L * H), "kind": "pixel"})
+
+
+@_built_fast
 def head_grid_chart(maps: np.ndarray, title: str = "", vmax: float | None = None, cell: int = SMALL,
-                    labels: Sequence[str] | None = None, selected: tuple[int, int] | None = None) -> alt.FacetChart:
+                    labels: Sequence[str] | None = None, selected: tuple[int, int] | None = None,
+                    pixels: np.ndarray | None = None) -> alt.FacetChart:
     """Small multiples of (L, H, h, w) maps: a row per layer, a column per head, one colour scale.
 
-    ``labels`` names the tokens of T x T maps (tooltips); ``selected`` (layer, head) is outlined.
+    ``labels`` names the tokens of T x T maps (tooltips); ``pixels`` (28, 28) puts the digit under
+    maps on a coarser patch grid; ``selected`` (layer, head) is outlined.
     """
-    df = grid_maps_frame(maps, labels)
     L, H, h, w = np.shape(maps)
+    df = grid_maps_frame(maps, labels).assign(kind="weight")
+    side = (np.shape(pixels)[0] if pixels is not None else h)
+    scale = side // h  # pixels per map cell when the digit lies underneath
+    df["row"], df["col"] = df["row"] * scale, df["col"] * scale
+    if pixels is not None:
+        df = pd.concat([df, _underlay_frame(pixels, L, H)], ignore_index=True)
     df["chosen"] = False if selected is None else (df["layer"] == selected[0]) & (df["head"] == selected[1])
     tooltip = [alt.Tooltip("layer:O"), alt.Tooltip("head:O")]
-    tooltip += _MAP_TOOLTIP if labels is not None else [alt.Tooltip("row:O"), alt.Tooltip("col:O"),
-                                                        alt.Tooltip("weight:Q", format=".4f")]
-    cells = _cells(alt.Chart().mark_rect(), h, w).encode(color=_weight_color(vmax), tooltip=tooltip)
+    tooltip += _MAP_TOOLTIP if labels is not None else [alt.Tooltip("weight:Q", format=".4f")]
+    xs = alt.Scale(domain=[0, side], nice=False, zero=False)
+    ys = alt.Scale(domain=[0, side], nice=False, zero=False, reverse=True)
+    cells = alt.Chart().transform_filter("datum.kind == 'weight'").transform_calculate(
+        col_end=f"datum.col + {scale}", row_end=f"datum.row + {scale}")
+    cells = cells.mark_rect().encode(
+        x=alt.X("col:Q", axis=None, scale=xs), x2="col_end:Q", y=alt.Y("row:Q", axis=None, scale=ys), y2="row_end:Q",
+        color=_weight_color(vmax, "attention (√ scale)", OVERLAY if pixels is not None else SEQUENTIAL, kind="sqrt"),
+        tooltip=tooltip)
+    layers = [cells]
+    if pixels is not None:
+        under = alt.Chart().transform_filter("datum.kind == 'pixel'").transform_calculate(
+            col_end="datum.col + 1.04", row_end="datum.row + 1.04").mark_rect().encode(
+            x=alt.X("col:Q", axis=None, scale=xs), x2="col_end:Q", y=alt.Y("row:Q", axis=None, scale=ys),
+            y2="row_end:Q", color=alt.Color("grey:N", scale=None))  # literal colours: no second colour scale
+        top = vmax or float(np.max(maps))
+        cells = cells.encode(opacity=alt.Opacity("weight:Q", legend=None,
+                                                 scale=alt.Scale(type="sqrt", domain=[0, top], range=[0.0, 0.95])))
+        layers = [under, cells]
     frame = alt.Chart().transform_filter("datum.chosen").transform_aggregate(n="count()", groupby=["layer", "head"])
     frame = frame.mark_rect(fill=None, stroke="#e4572e", strokeWidth=3).encode(
-        x=alt.X(datum=0), x2=alt.X2(datum=w), y=alt.Y(datum=0), y2=alt.Y2(datum=h))
-    layered = alt.layer(cells, frame, data=df).properties(width=cell, height=cell)
+        x=alt.X(datum=0, scale=xs), x2=alt.X2(datum=side), y=alt.Y(datum=0, scale=ys), y2=alt.Y2(datum=side))
+    layered = alt.layer(*layers, frame, data=df).properties(width=fit(cell, side), height=fit(cell, side))
     return layered.facet(
         row=alt.Row("layer:O", title="layer", header=alt.Header(labelAngle=0)),
         column=alt.Column("head:O", title="head"), title=title,
-    ).resolve_scale(color="shared").configure_facet(spacing=4).properties(autosize=PAD)
+    ).configure_facet(spacing=4).properties(autosize=PAD)
 
 
+@_built_fast
 def facet_maps_chart(maps: Mapping[str, np.ndarray], labels: Sequence[str], vmax: float, size: int = 170,
                      title: str = "") -> alt.FacetChart:
     """Several (T, T) maps side by side, a column per name, on one colour scale [0, vmax]."""
@@ -141,30 +208,36 @@ def facet_maps_chart(maps: Mapping[str, np.ndarray], labels: Sequence[str], vmax
     T = next(iter(maps.values())).shape[-1]
     cells = _cells(alt.Chart().mark_rect(), T, T).encode(
         color=_weight_color(vmax), tooltip=[alt.Tooltip("model:N"), *_MAP_TOOLTIP])
-    return cells.properties(width=size, height=size).facet(
+    return cells.properties(width=fit(size, T), height=fit(size, T)).facet(
         data=df, column=alt.Column("model:N", title=None, sort=list(maps), header=alt.Header(labelFontSize=13)),
         title=title,
     ).configure_facet(spacing=10).properties(autosize=PAD)
 
 
+@_built_fast
 def overlay_chart(pixels: np.ndarray, heat: np.ndarray, title: str = "", vmax: float | None = None,
-                  size: int = 200, value_name: str = "attention") -> alt.LayerChart:
-    """A heat map (28, 28) over the grey digit: the more weight, the more opaque the colour."""
-    vmax = float(vmax) if vmax else float(max(np.nanmax(heat), 1e-12))
+                  size: int = 196, value_name: str = "attention", vmin: float = 0.0) -> alt.LayerChart:
+    """A heat map (28, 28) over the grey digit: the more weight, the more opaque the colour.
+
+    The colour runs from ``vmin`` (transparent) to ``vmax`` (the map's maximum by default).
+    """
+    vmax = float(vmax) if vmax else float(max(np.nanmax(heat), vmin + 1e-12))
     df = grid_frame(pixels, "pixel")
     df["weight"] = np.asarray(heat, dtype=np.float64).ravel()
     h, w = np.shape(pixels)
     base = alt.Chart(df, title=title)
     under = _cells(base.mark_rect(), h, w).encode(
         color=alt.Color("pixel:Q", scale=alt.Scale(domain=[0, 1], range=["#000000", "#b0b0b0"]), legend=None))
-    over = _cells(base.mark_rect(), h, w).encode(
-        color=_weight_color(vmax, value_name, OVERLAY),
-        opacity=alt.Opacity("weight:Q", scale=alt.Scale(domain=[0, vmax], range=[0.05, 0.9], clamp=True), legend=None),
+    over = _cells(base.mark_rect(), h, w, opaque=False).encode(
+        color=alt.Color("weight:Q", title=value_name, scale=alt.Scale(scheme=OVERLAY, domain=[vmin, vmax], clamp=True),
+                        legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
+        opacity=alt.Opacity("weight:Q", scale=alt.Scale(domain=[vmin, vmax], range=[0.0, 0.9], clamp=True),
+                            legend=None),
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f"),
                  alt.Tooltip("weight:Q", title=value_name, format=".4f")],
     )
-    return alt.layer(under, over).resolve_scale(color="independent").properties(width=size, height=size,
-                                                                                autosize=PAD)
+    return alt.layer(under, over).resolve_scale(color="independent").properties(
+        width=fit(size, w), height=fit(size, h), autosize=PAD)
 
 
 def stat_frame(stats: Mapping[str, np.ndarray], value_name: str) -> pd.DataFrame:
@@ -177,6 +250,7 @@ def stat_frame(stats: Mapping[str, np.ndarray], value_name: str) -> pd.DataFrame
     return pd.concat(rows, ignore_index=True)
 
 
+@_built_fast
 def head_stat_chart(stats: Mapping[str, np.ndarray], value_name: str, title: str = "", cell: int = 34,
                     fmt: str = ".2f") -> alt.FacetChart:
     """A layer x head table per model, coloured and labelled with the statistic, one shared scale."""
@@ -198,6 +272,7 @@ def head_stat_chart(stats: Mapping[str, np.ndarray], value_name: str, title: str
     ).configure_facet(spacing=14).properties(autosize=PAD)
 
 
+@_built_fast
 def mix_weights_chart(weights: np.ndarray, components: Sequence[str] = ("random", "dot"),
                       title: str = "Mixing weights") -> alt.Chart:
     """Stacked bars of each head's mixing weights (L, H, C), a group per layer."""
@@ -230,19 +305,15 @@ def token_attribution_frame(tokens: Sequence[str], scores: np.ndarray, per_line:
     return pd.DataFrame(rows)
 
 
-def token_attribution_chart(tokens: Sequence[str], scores: np.ndarray, title: str = "", vmax: float | None = None,
-                            per_line: float = 56, char_px: float = 9.0) -> alt.LayerChart:
-    """Tokens as coloured boxes (diverging scale centred at 0) carrying their text, like a highlighted sentence."""
-    df = token_attribution_frame(tokens, scores, per_line)
-    vmax = float(vmax) if vmax else float(max(np.abs(df["score"]).max(), 1e-12))
-    df["strong"] = df["score"].abs() > 0.6 * vmax
+def _token_row(df: pd.DataFrame, title: str, vmax: float, per_line: float, char_px: float) -> alt.LayerChart:
     lines = int(df["line"].max()) + 1 if len(df) else 1
     xs = alt.Scale(domain=[0, per_line], nice=False, zero=True)
     ys = alt.Scale(domain=[0, lines], nice=False, reverse=True)
     tooltip = [alt.Tooltip("index:O", title="position"), alt.Tooltip("token:N"),
                alt.Tooltip("score:Q", title="attribution", format=".4f")]
-    base = alt.Chart(df, title=title).transform_calculate(line_top="datum.line + 0.1", line_end="datum.line + 0.9",
-                                                          mid="(datum.x + datum.x_end) / 2", centre="datum.line + 0.5")
+    base = alt.Chart(df, title=alt.Title(title, anchor="start")).transform_calculate(
+        line_top="datum.line + 0.1", line_end="datum.line + 0.9", mid="(datum.x + datum.x_end) / 2",
+        centre="datum.line + 0.5")
     boxes = base.mark_rect(cornerRadius=3).encode(
         x=alt.X("x:Q", scale=xs, axis=None), x2="x_end:Q", y=alt.Y("line_top:Q", scale=ys, axis=None), y2="line_end:Q",
         color=alt.Color("score:Q", title="attribution",
@@ -252,7 +323,23 @@ def token_attribution_chart(tokens: Sequence[str], scores: np.ndarray, title: st
     text = base.mark_text(fontSize=13, font="monospace").encode(
         x=alt.X("mid:Q", scale=xs), y=alt.Y("centre:Q", scale=ys), text="token:N",
         color=alt.condition("datum.strong", alt.value("white"), alt.value("#111")), tooltip=tooltip)
-    return alt.layer(boxes, text).properties(width=int(per_line * char_px), height=28 * lines, autosize=PAD)
+    return alt.layer(boxes, text).properties(width=int(per_line * char_px), height=28 * lines)
+
+
+@_built_fast
+def token_attribution_chart(sentences: Mapping[str, tuple[Sequence[str], np.ndarray]], vmax: float | None = None,
+                            per_line: float = 64, char_px: float = 9.0) -> alt.VConcatChart:
+    """Sentences as rows of coloured token boxes carrying their text (diverging scale centred at 0, shared).
+
+    ``sentences`` maps a title to (tokens, scores); the text is drawn by Vega as plain text, never markup.
+    """
+    frames = {name: token_attribution_frame(tokens, scores, per_line) for name, (tokens, scores) in sentences.items()}
+    vmax = float(vmax) if vmax else float(max([1e-12, *(np.abs(f["score"]).max() for f in frames.values() if len(f))]))
+    rows = []
+    for name, df in frames.items():
+        df["strong"] = df["score"].abs() > 0.6 * vmax
+        rows.append(_token_row(df, name, vmax, per_line, char_px))
+    return alt.vconcat(*rows, spacing=12).resolve_scale(color="shared").properties(autosize=PAD)
 
 
 # --------------------------------------------------------------------------- latent space
@@ -277,6 +364,7 @@ def scatter_frame(coords: np.ndarray, labels: np.ndarray, uris: Sequence[str] | 
 POINT, BRUSH = "point", "brush"  # names of the scatter's selection parameters
 
 
+@_built_fast
 def scatter_chart(coords: np.ndarray, labels: np.ndarray, uris: Sequence[str] | None = None, title: str = "",
                   x_title: str = "x", y_title: str = "y", marked: Sequence[int] = (),
                   size: int = 430) -> alt.LayerChart:
@@ -306,6 +394,7 @@ def scatter_chart(coords: np.ndarray, labels: np.ndarray, uris: Sequence[str] | 
     return alt.layer(*layers, title=title).properties(width=size, height=size, autosize=PAD)
 
 
+@_built_fast
 def kl_chart(kl: np.ndarray, variance: np.ndarray, active: np.ndarray, threshold: float,
              title: str = "KL per dimension") -> alt.Chart:
     """KL(q(z_k|x) || N(0, 1)) per latent dimension, active units (Burda et al.) in a stronger colour."""
@@ -326,14 +415,16 @@ def kl_chart(kl: np.ndarray, variance: np.ndarray, active: np.ndarray, threshold
 # --------------------------------------------------------------------------- capsules
 
 
-def routing_grid_chart(grid: np.ndarray, title: str = "", cell: int = 20, vmax: float | None = None) -> alt.FacetChart:
+@_built_fast
+def routing_grid_chart(grid: np.ndarray, title: str = "", cell: int = 26, vmax: float | None = None) -> alt.FacetChart:
     """Routing coefficients on the primary capsules' 6 x 6 grid, a panel per iteration: (iters, 6, 6)."""
     a = np.asarray(grid, dtype=np.float64)
     it, row, col = np.indices(a.shape)
     df = pd.DataFrame({"iteration": it.ravel() + 1, "row": row.ravel(), "col": col.ravel(), "weight": a.ravel()})
     n = a.shape[1]
+    scale = alt.Scale(scheme=SEQUENTIAL, domain=[float(a.min()), float(vmax or a.max())], clamp=True)
     cells = _cells(alt.Chart().mark_rect(), n, a.shape[2]).encode(
-        color=_weight_color(vmax or float(a.max()), "c_ij"),
+        color=alt.Color("weight:Q", title="c_ij", scale=scale, legend=alt.Legend(orient="bottom", format=".3f")),
         tooltip=[alt.Tooltip("iteration:O"), alt.Tooltip("row:O", title="grid row"),
                  alt.Tooltip("col:O", title="grid column"), alt.Tooltip("weight:Q", title="c_ij", format=".4f")])
     return cells.properties(width=cell * n, height=cell * n).facet(
@@ -341,6 +432,7 @@ def routing_grid_chart(grid: np.ndarray, title: str = "", cell: int = 20, vmax: 
     ).configure_facet(spacing=8).properties(autosize=PAD)
 
 
+@_built_fast
 def routing_types_chart(types: np.ndarray, labels: Sequence[str], title: str = "", cell: int = 15) -> alt.FacetChart:
     """Routing coefficients per primary capsule type and digit class, a panel per iteration: (iters, 16, 10)."""
     a = np.asarray(types, dtype=np.float64)
@@ -351,7 +443,9 @@ def routing_types_chart(types: np.ndarray, labels: Sequence[str], title: str = "
     cells = alt.Chart().mark_rect().encode(
         x=alt.X("class:N", sort=list(labels), title="digit capsule", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("type:O", title="primary type"),
-        color=_weight_color(float(a.max()), "c_ij"),
+        color=alt.Color("weight:Q", title="c_ij", scale=alt.Scale(scheme=SEQUENTIAL, domain=[float(a.min()),
+                                                                                             float(a.max())]),
+                        legend=alt.Legend(orient="bottom", format=".3f")),
         tooltip=[alt.Tooltip("iteration:O"), alt.Tooltip("type:O", title="primary type"),
                  alt.Tooltip("class:N", title="digit capsule"), alt.Tooltip("weight:Q", title="c_ij", format=".4f")])
     return cells.properties(width=alt.Step(cell), height=alt.Step(cell)).facet(
@@ -362,11 +456,17 @@ def routing_types_chart(types: np.ndarray, labels: Sequence[str], title: str = "
 # --------------------------------------------------------------------------- images
 
 
-def mosaic(images: np.ndarray, pad: int = 2, scale: int = 2, background: float = 0.35) -> np.ndarray:
-    """(R, C, h, w) images in [0, 1] as one uint8 picture, a grey ``pad`` between them, enlarged ``scale`` times."""
+def mosaic(images: np.ndarray, pad: int = 2, scale: int = 2, background: float = 0.35,
+           max_width: int | None = None) -> np.ndarray:
+    """(R, C, h, w) images in [0, 1] as one uint8 picture, a grey ``pad`` between them, enlarged ``scale`` times.
+
+    With ``max_width``, the enlargement shrinks (down to 1) so that the picture fits that many pixels.
+    """
     a = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
     R, C, h, w = a.shape
     out = np.full((R * h + (R + 1) * pad, C * w + (C + 1) * pad), background, dtype=np.float32)
+    if max_width:
+        scale = max(1, min(scale, max_width // out.shape[1]))
     for r in range(R):
         for c in range(C):
             top, left = pad + r * (h + pad), pad + c * (w + pad)

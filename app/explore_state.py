@@ -69,6 +69,14 @@ def capsule_models() -> tuple[str, ...]:
     return models_for("capsule_routing")
 
 
+def has_weights(model: str) -> bool:
+    """True when a model can be loaded: a pretrained package, or its checkpoint file is present."""
+    from model_zoo import get_spec
+
+    path = get_spec(model).checkpoint_path
+    return path is None or path.exists()
+
+
 def is_text_model(model: str) -> bool:
     """True when ``model`` reads sentences rather than digit images."""
     from model_zoo import get_spec

@@ -25,6 +25,7 @@ METHOD_LABELS = {"identity": "none (the 2-D latent itself)", "pca": "PCA", "tsne
 METHOD_FIELDS = {"umap": ("n_neighbors", "min_dist", "seed"), "tsne": ("perplexity", "seed")}
 SLOW_METHODS = ("tsne", "umap")
 MAX_SHOWN = 60  # selected digits drawn at once
+FIT = 660  # px: pictures shrink to fit the page's output column
 
 
 # --------------------------------------------------------------------------- settings
@@ -183,14 +184,15 @@ def grid_panel(result: Any, model: str) -> None:
     dx, dy = result.dims
     q = result.quantiles
     others = "" if latent_dim(model) == 2 else " Every other dimension is 0 (the prior mean)."
-    ev.picture(ec.mosaic(result.images, pad=1, scale=2), f"Columns: z{dx} from {q[0]:.2f} to {q[-1]:.2f}; rows: z{dy} "
-               f"from {q[-1]:.2f} (top) to {q[0]:.2f}. Values are N(0, 1) quantiles.{others}", key="manifold-grid")
+    caption = (f"Columns: z{dx} from {q[0]:.2f} to {q[-1]:.2f}; rows: z{dy} from {q[-1]:.2f} (top) to {q[0]:.2f}. "
+               f"Values are N(0, 1) quantiles.{others}")
+    ev.picture(ec.mosaic(result.images, pad=1, scale=3, max_width=FIT), caption, key="manifold-grid")
 
 
 def traversal_panel(result: Any, stats: Any | None) -> None:
     """Every latent dimension swept around the digit's posterior mean, a row per dimension."""
     offsets = result.offsets
-    ev.picture(ec.mosaic(result.images[0], pad=1, scale=2),
+    ev.picture(ec.mosaic(result.images[0], pad=1, scale=3, max_width=FIT),
                f"Row k: z_k moved from {offsets[0]:+.1f} to {offsets[-1]:+.1f} prior standard deviations around the "
                "digit's posterior mean (middle column: no change), every other dimension kept.", key="traversal")
     if stats is not None:
@@ -203,7 +205,8 @@ def interpolation_panel(result: Any, start: str, end: int) -> None:
     """Linear and spherical interpolation between the two digits' posterior means, and the norm along each."""
     st.caption(f"From {start} to held-out #{end}, {result.t.size} steps.")
     for name, images in (("Linear", result.images_linear), ("Spherical (slerp, White 2016)", result.images_slerp)):
-        ev.picture(ec.mosaic(images[None], pad=1, scale=2), name, key=f"interpolation-{name.split()[0].lower()}")
+        ev.picture(ec.mosaic(images[None], pad=1, scale=3, max_width=FIT), name,
+                   key=f"interpolation-{name.split()[0].lower()}")
     norms = {"linear": np.linalg.norm(result.z_linear, axis=1), "slerp": np.linalg.norm(result.z_slerp, axis=1)}
     chart = charts.curves_chart(result.t, norms, title="Distance from the origin along the path", x_title="t",
                                 y_title="‖z‖")

@@ -29,12 +29,7 @@ def q(**kw: str) -> dict[str, list[str]]:
     return {k.replace("__", "."): [v] for k, v in kw.items()}
 
 
-def shipped(model: str) -> bool:
-    """True when the model can load: a pretrained package, or its checkpoint file is present."""
-    from model_zoo import get_spec
-
-    path = get_spec(model).checkpoint_path
-    return path is None or path.exists()
+shipped = explore_state.has_weights
 
 
 def require(*models: str) -> None:
@@ -118,7 +113,8 @@ def test_chart_builders_make_valid_vega_lite_with_tooltips():
         explore_charts.overlay_chart(rng.random((28, 28)), rng.random((28, 28))),
         explore_charts.head_stat_chart({"a": rng.random((2, 3))}, "dependence"),
         explore_charts.mix_weights_chart(rng.random((2, 3, 2))),
-        explore_charts.token_attribution_chart(["[CLS]", "<script>", "ok"], np.array([0.0, 1.0, -1.0])),
+        explore_charts.token_attribution_chart({"A": (["[CLS]", "<script>", "ok"], np.array([0.0, 1.0, -1.0])),
+                                                "B": (["x"], np.array([0.5]))}),
         explore_charts.scatter_chart(rng.normal(size=(20, 2)), np.arange(20) % 10, marked=[3]),
         explore_charts.kl_chart(rng.random(4), rng.random(4), np.array([True, False, True, True]), 0.01),
         explore_charts.routing_grid_chart(rng.random((3, 6, 6))),
