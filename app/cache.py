@@ -46,6 +46,19 @@ def _loaded(name: str) -> LoadedModel:
     return LoadedModel(name, model, threading.RLock(), model_zoo.get_spec(name).sha256, device)
 
 
+@st.cache_resource(show_spinner="Loading a CPU copy of the model…", max_entries=8)
+def _cpu_loaded(name: str) -> LoadedModel:
+    import model_zoo
+
+    return LoadedModel(name, model_zoo.load(name, "cpu"), threading.RLock(), model_zoo.get_spec(name).sha256, "cpu")
+
+
+def cpu_model(name: str) -> LoadedModel:
+    """A CPU copy of model ``name`` with its own lock: where an analysis goes when an accelerator runs out
+    of memory. Loaded from the checkpoint (not copied from the accelerator, which has no room left)."""
+    return _cpu_loaded(name)
+
+
 def loaded_model(name: str) -> LoadedModel:
     """The process-wide model ``name``, loading it on first use.
 
