@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import messages, navigation, server, views
+from app import inputs, messages, navigation, server, views
 
+inputs.configure_pillow()  # Pillow's limits before any page can decode anything (idempotent, so every run is fine)
 st.set_page_config(page_title="zooscope", page_icon=":material/biotech:", layout="wide")
 
 problem = server.startup_problem()
