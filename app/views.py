@@ -31,6 +31,7 @@ A page then is::
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,8 @@ import streamlit as st
 
 from app import cache, charts, messages, navigation, session, share, state
 from app.state import InputRef
+
+_log = logging.getLogger(__name__)
 
 THUMB_SCALE = 5  # 28 px -> 140 px, nearest neighbour: crisp pixels
 
@@ -322,6 +325,11 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
                                            inputs=inputs, results=results, models=tuple(models))
             except StoreError as e:
                 messages.error(str(e) if str(e).lower().startswith("not saved") else f"Not saved: {e}")
+                return view
+            except Exception as e:  # a bug or the machine: the analysis must stay on screen all the same
+                _log.exception("saving a %s view failed", view.PAGE)
+                messages.error(f"Not saved: the analysis could not be stored ({type(e).__name__}); the details are "
+                               "in the server log. Your analysis is still on screen; try Share again.")
                 return view
             data.shared[fingerprint] = link
         view = dataclasses.replace(view, link=link)
