@@ -6,6 +6,11 @@ batch: the work IG cannot avoid. The ratio IG / floor is what wrapping, chunking
 ``internal_batch_size`` and the completeness check cost. Prints a markdown table.
 
     python -m bench.ig [--models vit-dot,capsnet] [--batches 1,32] [--steps 64] [--repeat 3] [--device cuda]
+                       [--threads 1]
+
+On a CPU shared with other busy processes, torch's default of one intra-op thread per core
+makes every small operation wait for descheduled threads; ``--threads 1`` shows the ratio
+without that contention.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--internal-batch-size", type=int, default=None, help="default: IGParams' default")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per figure (median reported)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the best device)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op CPU threads (default: torch's own)")
     return p
 
 
@@ -116,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     from model_zoo import best_device
 
     args = _parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = best_device(args.device)
     names = [n for n in args.models.split(",") if n] or _image_models()
     batches = [int(b) for b in args.batches.split(",") if b]
