@@ -21,7 +21,6 @@ from captum.attr import (
 
 from .baselines import make_baselines
 from .forward import ScoreFn, image_batch, predictions, resolve_targets, score_fn, score_labels, target_label
-
 from .params import IG_METHODS, ParamError, Params, baseline_param, param, target_param
 from .results import AttributionResult
 from .run import analysis, halving_on_oom
@@ -175,6 +174,8 @@ def gradient_shap(model, spec, inputs: Inputs, params: GradientShapParams = Grad
 def occlusion(model, spec, inputs: Inputs, params: OcclusionParams = OcclusionParams(), *,
               baseline_tensor: torch.Tensor | None = None) -> AttributionResult:
     """Occlusion: how much the target drops when a window is covered by the baseline.
+
+    With the uniform baseline, the map is averaged over 4 noise images.
 
     Paper: https://arxiv.org/abs/1311.2901
     """
