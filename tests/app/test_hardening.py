@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import stat
 import tempfile
 import threading
@@ -311,18 +312,21 @@ def unprivileged():
 
 
 def _read_only_home(monkeypatch):
-    folder = Path(tempfile.mkdtemp(prefix="zooscope-ro-"))
+    folder = Path(tempfile.mkdtemp(prefix="zooscope-ro-"))  # /tmp: reachable by an ordinary user
     os.chmod(folder, stat.S_IRUSR | stat.S_IXUSR | stat.S_IROTH | stat.S_IXOTH)
     monkeypatch.setenv("ZOOSCOPE_HOME", str(folder))
-    return folder
+    return folder  # removed by the test
 
 
 def _store_full(monkeypatch):
-    def full(self, *args, **kwargs):
-        raise StoreError("Not saved: the analysis store is full (database or disk is full). Your analysis is "
-                         "still on screen; free some disk space or set ZOOSCOPE_HOME to a folder on a disk "
-                         "with room, then try again.")
-    monkeypatch.setattr(Store, "save", full)
+    """A real SQLITE_FULL: every connection may not grow the file beyond the pages it has."""
+    real_open = Store._open
+
+    def capped(self):
+        conn = real_open(self)
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+        return conn
+    monkeypatch.setattr(Store, "_open", capped)
 
 
 def _store_bug(monkeypatch):
@@ -334,11 +338,14 @@ def _store_bug(monkeypatch):
     (_store_full, "the analysis store is full"),
     (_store_bug, "could not be stored (OSError)"),
 ])
-def test_a_store_that_cannot_save_says_not_saved_and_keeps_the_analysis_on_screen(monkeypatch, failure, reason):
+def test_a_store_that_cannot_save_says_not_saved_and_keeps_the_analysis_on_screen(monkeypatch, request, failure,
+                                                                                 reason):
     at = open_page("attribution", FAST_IG)
     shown = numbers(at)
     assert "Σ attributions" in shown and not at.error
-    failure(monkeypatch)
+    folder = failure(monkeypatch)
+    if folder is not None:
+        request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
     share = next(b for b in at.button if b.label == "Share")
     with unprivileged() if failure is _read_only_home else contextlib.nullcontext():
         share.click().run()
