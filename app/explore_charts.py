@@ -476,10 +476,10 @@ def mosaic(images: np.ndarray, pad: int = 2, scale: int = 2, background: float =
     return (out * 255 + 0.5).astype(np.uint8)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """A uint8 grey image as PNG bytes."""
+def png_bytes(image: np.ndarray, optimize: bool = False) -> bytes:
+    """A uint8 grey image as PNG bytes (``optimize``: smaller, about 3 times slower to encode)."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8), mode="L").save(buf, format="PNG", optimize=True)
+    Image.fromarray(np.asarray(image, dtype=np.uint8), mode="L").save(buf, format="PNG", optimize=optimize)
     return buf.getvalue()

@@ -139,13 +139,18 @@ def build_params(cls: type, values: dict[str, Any], fallback: Any) -> Any:
 # --------------------------------------------------------------------------- results
 
 
-def results_for(link: str | None, compute: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
-    """The saved results behind ``link`` (with their provenance), or ``compute()`` when there is none."""
+def saved_view(link: str | None) -> Any | None:
+    """The saved analysis behind ``link`` (``app.share.SavedView``) with its provenance shown, or None."""
     saved = views.saved_results(link)
     if saved is not None:
         views.provenance(saved)
-        return dict(saved.results)
-    return compute()
+    return saved
+
+
+def results_for(link: str | None, compute: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The saved results behind ``link`` (with their provenance), or ``compute()`` when there is none."""
+    saved = saved_view(link)
+    return dict(saved.results) if saved is not None else compute()
 
 
 def attempt(description: str, work: Callable[[], Any]) -> tuple[Any | None, str | None]:

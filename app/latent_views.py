@@ -84,11 +84,6 @@ def part_settings(keys: session.WidgetKeys, seed: LatentView, model: str, part: 
 # --------------------------------------------------------------------------- results
 
 
-def latent_results(view: LatentView, pixels: np.ndarray) -> dict[str, Any] | None:
-    """The view's saved results, or projection, grid, traversal, interpolation and statistics computed."""
-    return ev.results_for(view.link, lambda: _compute(view, pixels))
-
-
 def _projection_note(method: str) -> str:
     if method in SLOW_METHODS:
         return (f"{METHOD_LABELS[method]} of the 1,000 held-out digits: read from the disk cache, or fitted once "
@@ -96,12 +91,13 @@ def _projection_note(method: str) -> str:
     return f"Encoding the held-out digits ({METHOD_LABELS[method]})…"
 
 
-def _compute(view: LatentView, pixels: np.ndarray) -> dict[str, Any] | None:
+def _work(view: LatentView, pixels: np.ndarray) -> dict[str, tuple[str, Any]]:
+    """Each part of the page: what the spinner says, and how to compute it. In the order they are drawn."""
     from analyzers import LatentStatsParams
 
     m, p = view.model, view.params_object
     pair = np.stack([pixels, cache.sample_pixels(view.other)])  # (2, 28, 28)
-    work = {
+    return {
         "projection": (_projection_note(p("proj").method), lambda: compute.run("latent_projection", m, p("proj"))),
         "grid": ("Decoding the manifold grid…", lambda: compute.run("manifold_grid", m, p("grid"))),
         "traversal": ("Traversing every dimension…", lambda: compute.run("latent_traversal", m, p("trav"), pixels)),
@@ -109,12 +105,41 @@ def _compute(view: LatentView, pixels: np.ndarray) -> dict[str, Any] | None:
         "statistics": ("KL, active units and the linear probe…",
                        lambda: compute.run("latent_statistics", m, LatentStatsParams())),
     }
-    results = {}
-    for name, (description, run) in work.items():
-        result = views.computed(description, run)
-        if result is not None:
+
+
+def results_and_panels(view: LatentView, picked: Any, boxes: dict[str, Any]) -> dict[str, Any]:
+    """Every part from the saved link or computed, each drawn in its box as soon as it is ready.
+
+    ``boxes`` maps a part (projection, grid, interpolation, statistics, traversal) to the
+    container it is drawn in; the scatter appears before the slower parts are computed.
+    """
+    with boxes["projection"]:
+        saved = ev.saved_view(view.link)
+    results: dict[str, Any] = {}
+    for name, (description, run) in _work(view, picked.pixels).items():
+        with boxes[name]:
+            result = saved.results.get(name) if saved is not None else views.computed(description, run)
+            if result is None:
+                continue
             results[name] = result
-    return results or None
+            _draw(name, results, view, picked)
+    if "statistics" in results and "traversal" in results:
+        with boxes["traversal"]:
+            active_caption(results["statistics"])
+    return results
+
+
+def _draw(name: str, results: dict[str, Any], view: LatentView, picked: Any) -> None:
+    if name == "projection":
+        scatter(results, view, marked=[view.other] + ([] if picked.ref.upload else [picked.ref.sample]))
+    elif name == "grid":
+        grid_panel(results["grid"], view.model)
+    elif name == "interpolation":
+        interpolation_panel(results["interpolation"], picked.label, view.other)
+    elif name == "statistics":
+        statistics_panel(results["statistics"])
+    else:
+        traversal_panel(results["traversal"])
 
 
 # --------------------------------------------------------------------------- scatter
@@ -189,16 +214,19 @@ def grid_panel(result: Any, model: str) -> None:
     ev.picture(ec.mosaic(result.images, pad=1, scale=3, max_width=FIT), caption, key="manifold-grid")
 
 
-def traversal_panel(result: Any, stats: Any | None) -> None:
+def traversal_panel(result: Any) -> None:
     """Every latent dimension swept around the digit's posterior mean, a row per dimension."""
     offsets = result.offsets
     ev.picture(ec.mosaic(result.images[0], pad=1, scale=3, max_width=FIT),
                f"Row k: z_k moved from {offsets[0]:+.1f} to {offsets[-1]:+.1f} prior standard deviations around the "
                "digit's posterior mean (middle column: no change), every other dimension kept.", key="traversal")
-    if stats is not None:
-        active = [int(i) for i in np.flatnonzero(stats.active)]
-        st.caption(f"Active dimensions (Burda et al. 2016): {', '.join(map(str, active)) or 'none'}. "
-                   "Rows of inactive dimensions barely change: the decoder ignores them.")
+
+
+def active_caption(stats: Any) -> None:
+    """Which dimensions are active, under the traversal whose rows they explain."""
+    active = [int(i) for i in np.flatnonzero(stats.active)]
+    st.caption(f"Active dimensions (Burda et al. 2016): {', '.join(map(str, active)) or 'none'}. "
+               "Rows of inactive dimensions barely change: the decoder ignores them.")
 
 
 def interpolation_panel(result: Any, start: str, end: int) -> None:

@@ -20,40 +20,25 @@ with controls:
     other = lv.other_end(keys, seed)
 with output:
     scatter = st.container()
-    tabs = dict(zip(("grid", "trav", "interp", "stats"),
-                    st.tabs(["Manifold grid", "Traversals", "Interpolation", "KL and active units"])))
-    with tabs["grid"]:
+    tabs = st.tabs(["Manifold grid", "Traversals", "Interpolation", "KL and active units"])
+    with tabs[0]:
         grid = lv.grid_settings(keys, seed, model)
-    with tabs["trav"]:
+    with tabs[1]:
         traversal = lv.part_settings(keys, seed, model, "trav")
-    with tabs["interp"]:
+    with tabs[2]:
         interpolation = lv.part_settings(keys, seed, model, "interp")
+    footer = st.container()
 
 settings = (projection, grid, traversal, interpolation)
 parts = tuple(zip(LATENT_PARTS, map(state.canonical, settings)))
 view = state.settle(bound, LatentView(model, picked.ref, other, parts))
 state.publish(view)
 
-with scatter:
-    results = lv.latent_results(view, picked.pixels)
+boxes = dict(zip(("projection", "grid", "traversal", "interpolation", "statistics"), (scatter, *tabs)))
+results = lv.results_and_panels(view, picked, boxes)
 if results:
-    with scatter:
-        if "projection" in results:
-            lv.scatter(results, view, marked=[other] + ([] if picked.ref.upload else [picked.ref.sample]))
-    with tabs["grid"]:
-        if "grid" in results:
-            lv.grid_panel(results["grid"], model)
-    with tabs["trav"]:
-        if "traversal" in results:
-            lv.traversal_panel(results["traversal"], results.get("statistics"))
-    with tabs["interp"]:
-        if "interpolation" in results:
-            lv.interpolation_panel(results["interpolation"], picked.label, other)
-    with tabs["stats"]:
-        if "statistics" in results:
-            lv.statistics_panel(results["statistics"])
-    with output:
+    with footer:
         explore_views.downloads(f"latent-{model}", results, main="projection/mu", table=lv.table(results), key="latent")
         view = views.share_button(view, title=f"Latent space · {model} · {projection.method} · {picked.label}",
                                   inputs={"pixels": picked.pixels}, results=results, models=(model,))
-        state.publish(view)
+    state.publish(view)
