@@ -280,31 +280,37 @@ def _ig(f: ScoreFn, x, t, p: IGParams, custom) -> _Computed:
     xs, bs, ts = x.repeat(k, *[1] * (x.dim() - 1)), base.flatten(0, 1), t.repeat(k)
     ig = IntegratedGradients(f)
 
-    def run(ibs: int):
-        parts = [ig.attribute(xs[i:i + ibs], bs[i:i + ibs], target=ts[i:i + ibs], n_steps=p.n_steps,
-                              method=p.method, internal_batch_size=ibs, return_convergence_delta=True)
-                 for i in range(0, len(xs), ibs)]
-        return torch.cat([a for a, _ in parts]), torch.cat([d for _, d in parts])
+    def run(ibs: int) -> torch.Tensor:
+        return torch.cat([ig.attribute(xs[i:i + ibs], bs[i:i + ibs], target=ts[i:i + ibs], n_steps=p.n_steps,
+                                       method=p.method, internal_batch_size=ibs) for i in range(0, len(xs), ibs)])
 
-    attr, delta = halving_on_oom(run, p.internal_batch_size)
-    fb = _no_grad_scores(f, bs, ts, p.internal_batch_size)
+    attr = halving_on_oom(run, p.internal_batch_size)
     if p.method == "riemann_trapezoid":
-        gap = _no_grad_scores(f, x, t, p.internal_batch_size).repeat(k) - fb
-        attr, delta = trapezoid_fix(attr, delta, gap, p.n_steps)
-    return _Computed(attr.view(k, B, *x.shape[1:]).mean(0), base.mean(0), delta.view(k, B).mean(0), fb.view(k, B).mean(0))
+        attr = attr * trapezoid_scale(p.n_steps)
+    attr = attr.view(k, B, *x.shape[1:]).mean(0)  # averaged over the baseline draws
+    fb = _no_grad_scores(f, bs, ts, p.internal_batch_size).view(k, B).mean(0)
+    fx = _no_grad_scores(f, x, t, p.internal_batch_size)
+    return _Computed(attr, base.mean(0), convergence_delta(attr, fx, fb), fb)
 
 
-def trapezoid_fix(attr: torch.Tensor, delta: torch.Tensor, gap: torch.Tensor, n: int):
-    """Rescale captum's riemann_trapezoid attributions by n / (n - 1), and their delta with them.
+def convergence_delta(attr: torch.Tensor, f_x: torch.Tensor, f_baseline: torch.Tensor) -> torch.Tensor:
+    """captum's convergence delta, sum(attributions) - (F(x) - F(baseline)), per example (B,).
+
+    Computed here from the same F values the result reports, in float64, rather than by
+    captum's own extra forward passes.
+    """
+    total = attr.flatten(1).double().sum(1)
+    return total - (f_x.double() - f_baseline.double())
+
+
+def trapezoid_scale(n: int) -> float:
+    """The factor n / (n - 1) that turns captum's riemann_trapezoid weights into the trapezoid rule.
 
     captum 0.9 samples alphas = linspace(0, 1, n) (spacing 1 / (n - 1)) but weighs them with
     1 / n (ends halved): the weights sum to (n - 1) / n, so even a linear model's IG comes out
-    (n - 1) / n too small. With the true trapezoid weights, sum(attr') = n / (n - 1) sum(attr)
-    and delta' = sum(attr') - gap, where gap = F(x) - F(baseline) per row.
+    (n - 1) / n too small.
     """
-    scale = n / (n - 1)
-    total = delta + gap.to(delta.dtype)  # sum(attr) per row, as captum measured it
-    return attr * scale, total * scale - gap.to(delta.dtype)
+    return n / (n - 1)
 
 
 def _saliency(f: ScoreFn, x, t, p: SaliencyParams, custom) -> _Computed:
@@ -411,12 +417,13 @@ def _text_integrated_gradients(model, spec, inputs, params: IGParams) -> Attribu
             base = _pad_baseline(model, ids, mask)
             fx, fb = forward(ids, mask, other), forward(base, mask, other)
         lig = LayerIntegratedGradients(forward, model.bert.embeddings.word_embeddings)
-        attr, delta = halving_on_oom(lambda ibs: lig.attribute(
+        attr = halving_on_oom(lambda ibs: lig.attribute(
             ids, base, additional_forward_args=(mask, other), n_steps=params.n_steps, method=params.method,
-            internal_batch_size=ibs, return_convergence_delta=True), params.internal_batch_size)
+            internal_batch_size=ibs), params.internal_batch_size)  # (B, T, 384)
         if params.method == "riemann_trapezoid":
-            attr, delta = trapezoid_fix(attr, delta, fx - fb, params.n_steps)
+            attr = attr * trapezoid_scale(params.n_steps)
         tokens = attr.sum(-1) * mask  # (B, T), summed over the embedding dimension
+        delta = convergence_delta(attr, fx, fb)
         return _text_result(run, spec, model, ids, mask, base, fx, fb, delta, tokens, params)
 
 
