@@ -129,20 +129,21 @@ def image_attention(result: Any, layer: int, head: int) -> None:
     pred = int(result.predictions[0])
     st.caption(f"Prediction: {pred}. Rows of a map are queries, columns keys; token 0 is CLS, then the 7 × 7 "
                "patches row by row. Each row sums to 1.")
+    where = f"{layer}-{head}"
     left, right = st.columns(2)
     with left:
-        ev.show(ec.attention_map_chart(attn[layer, 0, head], labels, f"Layer {layer}, head {head}"),
-                "Attention map", key=f"map-{layer}-{head}", data=ec.map_frame(attn[layer, 0, head], labels))
+        ev.show_built(result, f"map-{where}", "Attention map", lambda: (
+            ec.attention_map_chart(attn[layer, 0, head], labels, f"Layer {layer}, head {head}"),
+            ec.map_frame(attn[layer, 0, head], labels)))
     with right:
-        ev.show(ec.overlay_chart(pixels, result.cls_maps[layer, 0, head], f"CLS row of layer {layer}, head {head}"),
-                "CLS attention over the digit", key="cls-overlay")
+        ev.show_built(result, f"cls-{where}", "CLS attention over the digit", lambda: (
+            ec.overlay_chart(pixels, result.cls_maps[layer, 0, head], f"CLS row of layer {layer}, head {head}"), None))
     st.subheader("Every layer and head", divider="gray")
-    st.caption("What CLS attends to on the 7 × 7 patch grid, over the digit; one colour scale (square root, so that weak "
-               "heads still show) for every head. "
-               "The chosen head is outlined.")
+    st.caption("What CLS attends to on the 7 × 7 patch grid, over the digit; one colour scale (square root, so that "
+               "weak heads still show) for every head. The chosen head is outlined.")
     grid = _patch_maps(attn)
-    chart = ec.head_grid_chart(grid, selected=(layer, head), pixels=pixels, cell=84)
-    ev.show(chart, "CLS attention per layer and head", key="head-grid", data=ec.grid_maps_frame(grid))
+    ev.show_built(result, f"grid-{where}", "CLS attention per layer and head", lambda: (
+        ec.head_grid_chart(grid, selected=(layer, head), pixels=pixels, cell=84), ec.grid_maps_frame(grid)))
     rollouts(result, pixels)
 
 
@@ -155,10 +156,10 @@ def rollouts(result: Any, pixels: np.ndarray) -> None:
     maps = {"Rollout (Abnar & Zuidema 2020)": result.rollout_map}
     if result.grad_rollout_map is not None:
         maps[f"Gradient rollout for class {int(result.targets[0])} (Chefer et al. 2021)"] = result.grad_rollout_map
-    for col, (title, heat) in zip(st.columns(2), maps.items()):
+    for i, (col, (title, heat)) in enumerate(zip(st.columns(2), maps.items())):
         with col:
-            ev.show(ec.overlay_chart(pixels, heat[0], title, value_name="relevance", vmin=float(heat[0].min())),
-                    title, key=f"rollout-{len(title)}")
+            ev.show_built(result, f"rollout-{i}", title, lambda: (
+                ec.overlay_chart(pixels, heat[0], title, value_name="relevance", vmin=float(heat[0].min())), None))
 
 
 def _token_size(tokens: tuple[str, ...]) -> int:
@@ -181,9 +182,9 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
             tokens = result.tokens[b]
             labels = ec.token_labels(len(tokens), tokens)
             m = _sentence_map(attn[layer, b, head], tokens)
-            ev.show(ec.attention_map_chart(m, labels, f"Sentence {name}: layer {layer}, head {head}", token_axes=True,
-                                           size=_token_size(tokens)),
-                    f"Attention map {name}", key=f"text-map-{name}", data=ec.map_frame(m, labels))
+            ev.show_built(result, f"text-map-{name}-{layer}-{head}", f"Attention map {name}", lambda: (
+                ec.attention_map_chart(m, labels, f"Sentence {name}: layer {layer}, head {head}", token_axes=True,
+                                       size=_token_size(tokens)), ec.map_frame(m, labels)))
     st.subheader("Every layer and head", divider="gray")
     which = st.radio("Sentence", ("A", "B"), horizontal=True, key=keys.key("grid.sentence", "A", ("A", "B")))
     b = "AB".index(which)
@@ -191,17 +192,17 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
     grid = _sentence_map(attn[:, b], tokens)  # (L, H, n, n)
     labels = ec.token_labels(len(tokens), tokens)
     cell = max(24, min(56, GRID_WIDTH // grid.shape[1]))
-    ev.show(ec.head_grid_chart(grid, labels=labels, selected=(layer, head), cell=cell), "Attention per layer and head",
-            key="text-grid", data=ec.grid_maps_frame(grid, labels))
+    ev.show_built(result, f"text-grid-{which}-{layer}-{head}", "Attention per layer and head", lambda: (
+        ec.head_grid_chart(grid, labels=labels, selected=(layer, head), cell=cell), ec.grid_maps_frame(grid, labels)))
     st.subheader("Rollout", divider="gray")
     for col, name, b in zip(st.columns(2), "AB", (0, 1)):
         with col:
             tokens = result.tokens[b]
             labels = ec.token_labels(len(tokens), tokens)
             m = _sentence_map(result.rollout[b], tokens)
-            ev.show(ec.attention_map_chart(m, labels, f"Rollout, sentence {name}", token_axes=True,
-                                           size=_token_size(tokens)),
-                    f"Rollout {name}", key=f"text-rollout-{name}", data=ec.map_frame(m, labels))
+            ev.show_built(result, f"text-rollout-{name}", f"Rollout {name}", lambda: (
+                ec.attention_map_chart(m, labels, f"Rollout, sentence {name}", token_axes=True,
+                                       size=_token_size(tokens)), ec.map_frame(m, labels)))
 
 
 def similarity(result: Any) -> None:
@@ -213,8 +214,9 @@ def similarity(result: Any) -> None:
     st.metric("cos(A, B)", f"{float(result.f_x[0]):.4f}")
     sentences = {f"Sentence {name}": (result.tokens[i], np.asarray(result.attributions[i][: len(result.tokens[i])]))
                  for i, name in enumerate("AB")}
-    table = pd.concat([ec.token_attribution_frame(t, a).assign(sentence=n) for n, (t, a) in sentences.items()])
-    ev.show(ec.token_attribution_chart(sentences), "Similarity attribution", key="similarity", data=table)
+    ev.show_built(result, "similarity", "Similarity attribution", lambda: (
+        ec.token_attribution_chart(sentences),
+        pd.concat([ec.token_attribution_frame(t, a).assign(sentence=n) for n, (t, a) in sentences.items()])))
     for i, name in enumerate("AB"):
         rel = float(result.rel_error[i])
         st.caption(f"Sentence {name}: Σ attributions {float(np.sum(result.attributions[i])):.4f}, "
@@ -295,15 +297,17 @@ def synthesizer_maps(results: dict[str, Any], layer: int, head: int) -> None:
     labels = ec.token_labels(next(iter(maps.values())).shape[-1])
     st.caption(f"One colour scale for every map: 0 to {vmax:.3g} (the largest weight among them). "
                "Rows are queries, columns keys; token 0 is CLS.")
-    ev.show(ec.facet_maps_chart(maps, labels, vmax, title=f"Layer {layer}, head {head}"), "Maps side by side",
-            key="synth-maps", data=pd.concat([ec.map_frame(a, labels).assign(model=m) for m, a in maps.items()]))
+    owners = tuple(results[f"{m}.attention"] for m in models)
+    ev.show_built(owners, f"synth-maps-{layer}-{head}", "Maps side by side", lambda: (
+        ec.facet_maps_chart(maps, labels, vmax, title=f"Layer {layer}, head {head}"),
+        pd.concat([ec.map_frame(a, labels).assign(model=m) for m, a in maps.items()])))
     cls = {m: results[f"{m}.attention"].cls_maps[layer, 0, head] for m in models}
     cmax = float(max(a.max() for a in cls.values()))
     pixels = np.asarray(results[f"{models[0]}.attention"].inputs[0]).reshape(28, 28)
     for col, m in zip(st.columns(len(models)), models):
         with col:
-            ev.show(ec.overlay_chart(pixels, cls[m], m, vmax=cmax, size=150), f"{m} CLS attention",
-                    key=f"synth-cls-{m}")
+            ev.show_built(owners, f"synth-cls-{m}-{layer}-{head}", f"{m} CLS attention", lambda: (
+                ec.overlay_chart(pixels, cls[m], m, vmax=cmax, size=150), None))
             fixed = is_fixed(results[f"{m}.stats"])
             st.caption(f"Predicts {int(results[f'{m}.attention'].predictions[0])}. "
                        + ("Fixed pattern: the same for every input." if fixed else "Depends on the input."))
@@ -330,11 +334,12 @@ def head_statistics(results: dict[str, Any], view: SynthesizerView) -> pd.DataFr
                   "head ignores its input." if measure == "std" else
                   "(js): the mean Jensen–Shannon divergence (nats) between two inputs' rows; 0 means the head "
                   "ignores its input."))
-    ev.show(ec.head_stat_chart({m: s.dependence for m, s in stats.items()}, "dependence",
-                               title=f"Input-dependence per head ({measure})"),
-            "Input-dependence per head", key="synth-dependence",
-            data=ec.stat_frame({m: s.dependence for m, s in stats.items()}, "dependence"))
-    table = _stats_table(stats)
+    dependence = {m: s.dependence for m, s in stats.items()}
+    owners = tuple(stats.values())
+    ev.show_built(owners, "synth-dependence", "Input-dependence per head", lambda: (
+        ec.head_stat_chart(dependence, "dependence", title=f"Input-dependence per head ({measure})"),
+        ec.stat_frame(dependence, "dependence")))
+    table = ev.built_once(owners, "synth-table", lambda: _stats_table(stats))
     st.dataframe(table, hide_index=True, height=240)
     return table
 

@@ -83,11 +83,11 @@ def routing_panel(result: Any, routing_class: int) -> None:
     grid = result.routing_grid[:, 0, :, :, cls]  # (iters, 6, 6)
     st.caption("Routing by agreement (eq. 3): each primary capsule splits its vote over the 10 digit capsules "
                "(coefficients c_ij sum to 1); iteration 1 is uniform (0.1), later ones follow agreement.")
-    ev.show(ec.routing_grid_chart(grid, f"To digit capsule {cls}, per grid position (mean over the 16 types)"),
-            "Routing per grid position", key="routing-grid")
-    ev.show(ec.routing_types_chart(result.routing_types[:, 0], result.labels,
-                                   "Per primary capsule type (mean over the 36 positions)"),
-            "Routing per primary type", key="routing-types")
+    ev.show_built(result, f"routing-grid-{cls}", "Routing per grid position", lambda: (
+        ec.routing_grid_chart(grid, f"To digit capsule {cls}, per grid position (mean over the 16 types)"), None))
+    ev.show_built(result, "routing-types", "Routing per primary type", lambda: (
+        ec.routing_types_chart(result.routing_types[:, 0], result.labels,
+                               "Per primary capsule type (mean over the 36 positions)"), None))
 
 
 def _slider_values(keys: session.WidgetKeys, span: float, n_dims: int) -> list[float]:

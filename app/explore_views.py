@@ -62,6 +62,37 @@ def show(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | 
     save_menu(chart, name, key=key, data=data)
 
 
+@st.cache_resource(show_spinner=False)
+def _built() -> cache.ResultCache:
+    """Charts built from cached results, shared by every session; each entry pins the result it was built from."""
+    return cache.ResultCache(max_entries=128)
+
+
+def built_once(owner: Any, key: str, build: Callable[[], Any]) -> Any:
+    """``build()`` for the result object ``owner`` (or a tuple of them) and ``key``, reused while shown again.
+
+    Results are cached and immutable, so a chart built from them never changes. The entry holds
+    the owners themselves, so an object id in the cache key cannot pass to another result.
+    """
+    owners = owner if isinstance(owner, tuple) else (owner,)
+    full = ",".join(str(id(o)) for o in owners) + f":{key}"
+    hit = _built().get(full)
+    if hit is not None and len(hit[0]) == len(owners) and all(a is b for a, b in zip(hit[0], owners)):
+        return hit[1]
+    value = build()
+    _built().put(full, (owners, value))
+    return value
+
+
+Built = tuple[alt.TopLevelMixin, pd.DataFrame | None]  # a chart and the table its CSV download holds
+
+
+def show_built(owner: Any, key: str, name: str, build: Callable[[], Built]) -> None:
+    """Draw the chart and CSV table that ``build()`` makes from result ``owner``, built once (:func:`built_once`)."""
+    chart, data = built_once(owner, key, build)
+    show(chart, name, key=key, data=data)
+
+
 def show_selectable(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | None = None) -> Any:
     """Draw a chart whose selections rerun the app; return the selection (one entry per selection parameter)."""
     event = st.altair_chart(chart, width="content", on_select="rerun", key=f"chart.{key}")

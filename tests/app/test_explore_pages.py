@@ -139,6 +139,21 @@ def test_mosaic_places_every_image_with_a_border():
     assert out[2 + 28 + 2:, 2 + 2 * 30:][:28, :28].min() == 255 and out[2:30, 2:30].max() == 0
 
 
+def test_charts_are_built_once_per_result_object_and_never_for_another():
+    from app import explore_views
+
+    class Result:
+        pass
+
+    first, calls = Result(), []
+    build = lambda: calls.append(1) or len(calls)  # noqa: E731
+    assert explore_views.built_once(first, "k", build) == 1
+    assert explore_views.built_once(first, "k", build) == 1 and len(calls) == 1
+    assert explore_views.built_once(first, "other", build) == 2
+    assert explore_views.built_once(Result(), "k", build) == 3, "an equal key on another object is a new chart"
+    assert explore_views.built_once((first, Result()), "k", build) == 4
+
+
 # --------------------------------------------------------------------------- pages in AppTest
 
 
