@@ -42,6 +42,7 @@ class AttentionInput:
 
     @property
     def is_text(self) -> bool:
+        """True for two sentences, False for a digit."""
         return self.pixels is None
 
 

@@ -232,6 +232,7 @@ class AttentionView:
                 **write_params(self.params, _attention_params())}
 
     def params_object(self) -> Any:
+        """The validated AttentionParams of this view."""
         from analyzers import AttentionParams
 
         return params_object(AttentionParams, self.params)
@@ -278,6 +279,7 @@ class SynthesizerView:
                 **write_params(self.stats, _head_stats_params())}
 
     def stats_object(self) -> Any:
+        """The validated HeadStatsParams of this view."""
         from analyzers import HeadStatsParams
 
         return params_object(HeadStatsParams, self.stats)
@@ -362,6 +364,7 @@ class LatentView:
         return dict(self.parts)[part]
 
     def params_object(self, part: str) -> Any:
+        """The validated params dataclass of one part."""
         return params_object(latent_params_class(part), self.params(part))
 
     def to_query(self) -> dict[str, str]:
@@ -426,11 +429,13 @@ class CapsuleView:
         return {**query, **write_params(self.pose, _pose_params(), "pose")}
 
     def capsule_params(self) -> Any:
+        """CapsuleParams: reconstruct from this view's target capsule."""
         from analyzers import CapsuleParams
 
         return CapsuleParams(target=self.target)
 
     def pose_params(self) -> Any:
+        """PoseParams: this view's steps and span, on its target capsule."""
         from analyzers import PoseParams
 
         return params_object(PoseParams, (*self.pose, ("target", str(self.target))))
