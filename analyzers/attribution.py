@@ -191,8 +191,9 @@ class _Computed:
 
     attributions: torch.Tensor  # (B, 1, 28, 28)
     baselines: torch.Tensor | None = None  # (B, 1, 28, 28), mean over draws
-    delta: torch.Tensor | None = None  # (B,)
+    delta: torch.Tensor | None = None  # (B,), when the method measures its own (GradientSHAP)
     f_baseline: torch.Tensor | None = None  # (B,)
+    complete: bool = False  # True: delta = sum(attributions) - (F(x) - f_baseline), from the frame's F(x)
 
 
 Compute = Callable[[ScoreFn, torch.Tensor, torch.Tensor, Any, "torch.Tensor | None"], _Computed]
@@ -219,7 +220,10 @@ def _image_result(run, spec, x, scores, t, out: _Computed, params) -> Attributio
     fx = scores.gather(1, t[:, None])[:, 0].double()
     nan = torch.full((B,), float("nan"), dtype=torch.float64)
     fb = out.f_baseline.double().cpu() if out.f_baseline is not None else nan
-    delta = out.delta.double().cpu() if out.delta is not None else nan
+    if out.complete:
+        delta = convergence_delta(out.attributions, fx, out.f_baseline).cpu()
+    else:
+        delta = out.delta.double().cpu() if out.delta is not None else nan
     rel, flagged = completeness(fx.cpu(), fb, delta)
     advice = tuple(_advice(r, params) if f else "" for r, f in zip(rel.tolist(), flagged.tolist()))
     base = out.baselines if out.baselines is not None else torch.full_like(x, float("nan"))
@@ -289,8 +293,7 @@ def _ig(f: ScoreFn, x, t, p: IGParams, custom) -> _Computed:
         attr = attr * trapezoid_scale(p.n_steps)
     attr = attr.view(k, B, *x.shape[1:]).mean(0)  # averaged over the baseline draws
     fb = _no_grad_scores(f, bs, ts, p.internal_batch_size).view(k, B).mean(0)
-    fx = _no_grad_scores(f, x, t, p.internal_batch_size)
-    return _Computed(attr, base.mean(0), convergence_delta(attr, fx, fb), fb)
+    return _Computed(attr, base.mean(0), f_baseline=fb, complete=True)
 
 
 def convergence_delta(attr: torch.Tensor, f_x: torch.Tensor, f_baseline: torch.Tensor) -> torch.Tensor:

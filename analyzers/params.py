@@ -59,6 +59,14 @@ class Params:
 
 def field_specs(cls: type[Params]) -> tuple[FieldSpec, ...]:
     """Rows (name, type, default, min, max, choices, help) for every field of a params class."""
+    rows = cls.__dict__.get("_field_specs")  # worked out once per class, kept on the class itself
+    if rows is None:
+        rows = _field_rows(cls)
+        setattr(cls, "_field_specs", rows)
+    return rows
+
+
+def _field_rows(cls: type[Params]) -> tuple[FieldSpec, ...]:
     hints = get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
