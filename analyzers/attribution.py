@@ -156,6 +156,7 @@ def smoothgrad(model, spec, inputs: Inputs, params: SmoothGradParams = SmoothGra
     """SmoothGrad: Saliency or IG averaged over noisy copies of the input.
 
     Each example gets its own noise from ``seed``, so a batch gives the same maps as one image at a time.
+    No completeness check: the noisy copies are not the input (delta and rel_error are NaN).
     Paper: https://arxiv.org/abs/1706.03825
     """
     return _attribute_images(model, spec, inputs, params, "smoothgrad", _smoothgrad, baseline_tensor)

@@ -49,11 +49,14 @@ class Run:
 
 @contextmanager
 def analysis(model: nn.Module, spec, analyzer: str, params: Params) -> Iterator[Run]:
-    """Run an analysis on a model and leave it as found: mode, requires_grad flags, and no new hooks."""
+    """Run an analysis on a model and leave it as found: mode, requires_grad flags, and no new hooks.
+
+    During the call the model is in eval mode with every parameter frozen, whatever the caller had.
+    """
     install_library_hooks(model)
     training, flags = model.training, [p.requires_grad for p in model.parameters()]
     before = {id(m): {d: set(getattr(m, d, {})) for d in HOOK_DICTS} for m in model.modules()}
-    model.eval()
+    model.eval().requires_grad_(False)  # gradients are taken w.r.t. inputs only
     try:
         yield Run(spec.name, analyzer, params, model_device(model), time.perf_counter())
     finally:

@@ -129,3 +129,11 @@ def test_from_record_refuses_foreign_records():
 def test_importing_analyzers_does_not_import_streamlit():
     code = "import analyzers, model_zoo, sys; assert 'streamlit' not in sys.modules, 'streamlit imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_trainable_model_is_frozen_during_the_call_and_restored_after(digits):
+    spec = model_zoo.get_spec("vae-2d")
+    model = model_zoo.build(spec).train().requires_grad_(True)
+    result = run_analyzer("integrated_gradients", model, spec, digits[:1], IGParams(n_steps=4))
+    assert model.training and all(p.requires_grad and p.grad is None for p in model.parameters())
+    assert np.isfinite(result.attributions).all()
