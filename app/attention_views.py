@@ -305,13 +305,17 @@ def synthesizer_maps(results: dict[str, Any], layer: int, head: int) -> None:
     cls = {m: results[f"{m}.attention"].cls_maps[layer, 0, head] for m in models}
     cmax = float(max(a.max() for a in cls.values()))
     pixels = np.asarray(results[f"{models[0]}.attention"].inputs[0]).reshape(28, 28)
-    for col, m in zip(st.columns(len(models)), models):
-        with col:
-            ev.show_built(owners, f"synth-cls-{m}-{layer}-{head}", f"{m} CLS attention", lambda: (
-                ec.overlay_chart(pixels, cls[m], m, vmax=cmax, size=150), None))
-            fixed = is_fixed(results[f"{m}.stats"])
-            st.caption(f"Predicts {int(results[f'{m}.attention'].predictions[0])}. "
-                       + ("Fixed pattern: the same for every input." if fixed else "Depends on the input."))
+    st.caption("The CLS row of the same head over the digit, on one colour scale.")
+    ev.show_built(owners, f"synth-cls-{layer}-{head}", "CLS attention over the digit", lambda: (
+        ec.facet_overlays_chart(pixels, cls, cmax), None))
+    st.dataframe(pd.DataFrame([_model_row(m, results) for m in models]), hide_index=True)
+
+
+def _model_row(model: str, results: dict[str, Any]) -> dict[str, Any]:
+    stats = results[f"{model}.stats"]
+    return {"model": model, "predicts": int(results[f"{model}.attention"].predictions[0]),
+            "attention": "fixed: the same for every input" if is_fixed(stats) else "depends on the input",
+            "mean input-dependence": float(np.mean(stats.dependence))}
 
 
 def fixed_patterns(results: dict[str, Any]) -> None:

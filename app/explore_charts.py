@@ -142,11 +142,16 @@ def grid_maps_frame(maps: np.ndarray, labels: Sequence[str] | None = None) -> pd
     return df
 
 
+def _greys(pixels: np.ndarray) -> list[str]:
+    """Literal grey colours for a digit drawn under a heat map (no second colour scale)."""
+    return [f"#{v:02x}{v:02x}{v:02x}" for v in (np.clip(np.ravel(pixels), 0, 1) * 176).astype(int)]
+
+
 def _underlay_frame(pixels: np.ndarray, L: int, H: int) -> pd.DataFrame:
     """The digit (28, 28) repeated for every (layer, head) panel, on the pixel grid."""
     df = grid_frame(pixels, "pixel")
     n = len(df)
-    grey = [f"#{v:02x}{v:02x}{v:02x}" for v in (np.clip(df["pixel"].to_numpy(), 0, 1) * 176).astype(int)]
+    grey = _greys(df["pixel"].to_numpy())
     return pd.DataFrame({"layer": np.repeat(np.arange(L), H * n), "head": np.tile(np.repeat(np.arange(H), n), L),
                          "row": np.tile(df["row"].to_numpy(), L * H), "col": np.tile(df["col"].to_numpy(), L * H),
                          "grey": np.tile(np.asarray(grey, dtype=object), L * H), "kind": "pixel"})
@@ -201,17 +206,39 @@ def head_grid_chart(maps: np.ndarray, title: str = "", vmax: float | None = None
 
 @_built_fast
 def facet_maps_chart(maps: Mapping[str, np.ndarray], labels: Sequence[str], vmax: float, size: int = 170,
-                     title: str = "") -> alt.FacetChart:
-    """Several (T, T) maps side by side, a column per name, on one colour scale [0, vmax]."""
+                     title: str = "", columns: int = 3) -> alt.FacetChart:
+    """Several (T, T) maps side by side (``columns`` per row), a panel per name, on one colour scale [0, vmax]."""
     frames = [map_frame(a, labels).assign(model=name) for name, a in maps.items()]
     df = pd.concat(frames, ignore_index=True)
     T = next(iter(maps.values())).shape[-1]
     cells = _cells(alt.Chart().mark_rect(), T, T).encode(
         color=_weight_color(vmax), tooltip=[alt.Tooltip("model:N"), *_MAP_TOOLTIP])
     return cells.properties(width=fit(size, T), height=fit(size, T)).facet(
-        data=df, column=alt.Column("model:N", title=None, sort=list(maps), header=alt.Header(labelFontSize=13)),
-        title=title,
+        alt.Facet("model:N", title=None, sort=list(maps), header=alt.Header(labelFontSize=13)), data=df,
+        columns=columns, title=title,
     ).configure_facet(spacing=10).properties(autosize=PAD)
+
+
+@_built_fast
+def facet_overlays_chart(pixels: np.ndarray, heats: Mapping[str, np.ndarray], vmax: float, size: int = 112,
+                         value_name: str = "attention") -> alt.FacetChart:
+    """Several (28, 28) heat maps over the same digit, a panel per name, one colour scale [0, vmax] and one legend."""
+    base = grid_frame(pixels, "pixel")
+    frames = []
+    for name, heat in heats.items():
+        frames.append(base.assign(name=name, grey=_greys(pixels), weight=np.asarray(heat, dtype=np.float64).ravel()))
+    df = pd.concat(frames, ignore_index=True)
+    h, w = np.shape(pixels)
+    under = _cells(alt.Chart().mark_rect(), h, w).encode(color=alt.Color("grey:N", scale=None))
+    over = _cells(alt.Chart().mark_rect(), h, w, opaque=False).encode(
+        color=alt.Color("weight:Q", title=value_name, scale=alt.Scale(scheme=OVERLAY, domain=[0, vmax], clamp=True),
+                        legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
+        opacity=alt.Opacity("weight:Q", scale=alt.Scale(domain=[0, vmax], range=[0.0, 0.9], clamp=True), legend=None),
+        tooltip=[alt.Tooltip("name:N", title="model"), alt.Tooltip("row:O"), alt.Tooltip("col:O"),
+                 alt.Tooltip("weight:Q", title=value_name, format=".4f")])
+    return alt.layer(under, over, data=df).properties(width=fit(size, w), height=fit(size, h)).facet(
+        column=alt.Column("name:N", title=None, sort=list(heats), header=alt.Header(labelFontSize=13)),
+    ).configure_facet(spacing=8).properties(autosize=PAD)
 
 
 @_built_fast
@@ -252,8 +279,8 @@ def stat_frame(stats: Mapping[str, np.ndarray], value_name: str) -> pd.DataFrame
 
 @_built_fast
 def head_stat_chart(stats: Mapping[str, np.ndarray], value_name: str, title: str = "", cell: int = 34,
-                    fmt: str = ".2f") -> alt.FacetChart:
-    """A layer x head table per model, coloured and labelled with the statistic, one shared scale."""
+                    fmt: str = ".2f", columns: int = 3) -> alt.FacetChart:
+    """A layer x head table per model (``columns`` per row), coloured and labelled with the statistic, one scale."""
     df = stat_frame(stats, value_name)
     df["label"] = [format(v, fmt) for v in df[value_name]]
     vmax = float(max(df[value_name].max(), 1e-12))
@@ -268,28 +295,30 @@ def head_stat_chart(stats: Mapping[str, np.ndarray], value_name: str, title: str
     text = base.mark_text(fontSize=10).encode(
         text="label:N", color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))
     return alt.layer(cells, text, data=df).properties(width=alt.Step(cell), height=alt.Step(cell * 0.75)).facet(
-        column=alt.Column("model:N", title=None, sort=list(stats)), title=title,
+        alt.Facet("model:N", title=None, sort=list(stats)), columns=columns, title=title,
     ).configure_facet(spacing=14).properties(autosize=PAD)
 
 
 @_built_fast
 def mix_weights_chart(weights: np.ndarray, components: Sequence[str] = ("random", "dot"),
                       title: str = "Mixing weights") -> alt.Chart:
-    """Stacked bars of each head's mixing weights (L, H, C), a group per layer."""
+    """Stacked bars of each head's mixing weights (L, H, C), a panel per layer."""
     a = np.asarray(weights, dtype=np.float64)
     layer, head, comp = np.indices(a.shape)
     names = np.asarray(list(components), dtype=object)
     df = pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "component": names[comp.ravel()],
                        "weight": a.ravel()})
-    df["where"] = [f"L{l} H{h}" for l, h in zip(df["layer"], df["head"])]
-    return alt.Chart(df, title=title).mark_bar().encode(
-        x=alt.X("where:N", sort=None, title="layer and head", axis=alt.Axis(labelAngle=-45)),
+    bars = alt.Chart().mark_bar().encode(
+        x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("weight:Q", title="weight", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("component:N", title="logits from", scale=alt.Scale(scheme="set2"),
+        color=alt.Color("component:N", title="logits from", sort=list(components), scale=alt.Scale(scheme="set2"),
                         legend=alt.Legend(orient="bottom")),
+        order=alt.Order("component:N"),
         tooltip=[alt.Tooltip("layer:O"), alt.Tooltip("head:O"), alt.Tooltip("component:N"),
                  alt.Tooltip("weight:Q", format=".3f")],
-    ).properties(width=alt.Step(22), height=180, autosize=PAD)
+    ).properties(width=alt.Step(22), height=160)
+    return bars.facet(data=df, column=alt.Column("layer:O", title="layer"), title=title).configure_facet(
+        spacing=10).properties(autosize=PAD)
 
 
 def token_attribution_frame(tokens: Sequence[str], scores: np.ndarray, per_line: float = 56) -> pd.DataFrame:

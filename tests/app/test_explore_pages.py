@@ -224,9 +224,12 @@ def test_synthesizers_shows_every_model_it_can_and_names_fixed_patterns():
     assert at.title[0].value == "Synthesizers"
     assert {"Layer", "Head", "Digit class"} <= labels(at.selectbox)
     assert "Input-dependence per head" in {s.value for s in at.subheader}
-    assert at.dataframe, "the per-head statistics table"
+    assert len(at.dataframe) == 2, "the models' summary and the per-head statistics"
+    models = at.dataframe[0].value
+    assert list(models["model"]) == [m for m in explore_state.synthesizer_models() if shipped(m)]
     if shipped("vit-random"):
-        assert any("Fixed pattern" in c.value for c in at.caption)
+        row = models[models["model"] == "vit-random"].iloc[0]
+        assert row["attention"].startswith("fixed") and row["mean input-dependence"] < 1e-6
         assert any("same for every input" in i.value for i in at.info)
     if shipped("vit-mixture"):
         assert "Mixture of synthesizers" in {s.value for s in at.subheader}
