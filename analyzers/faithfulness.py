@@ -63,14 +63,19 @@ def deletion_insertion(model, spec, inputs: Inputs, params: CurveParams = CurveP
     Units (pixels or 4x4 patches) are ranked by attribution, most positive first. Deletion
     replaces them by the baseline one step at a time from the input (a faithful map makes F
     fall fast: low area); insertion puts them back onto the baseline (high area). F is the
-    same target score the attribution explains (logit, capsule length, mu_k). Without
-    ``attributions``, they are computed with ``params.attribution`` at its default params.
+    same target score the attribution explains (logit, capsule length, mu_k); given an
+    AttributionResult, its targets are used. Without ``attributions``, they are computed with
+    ``params.attribution`` at its default params.
     """
     with analysis(model, spec, "deletion_insertion", params) as run:
         x = image_batch(inputs, spec, run.device)  # (B, 1, 28, 28)
         f = score_fn(model, spec)
-        with torch.no_grad():
-            t = resolve_targets(f(x), spec, params.target)
+        _check_curve_work(x.shape[0], params)
+        if isinstance(attributions, AttributionResult):  # explain what that attribution explained
+            t = torch.from_numpy(attributions.targets).to(run.device)
+        else:
+            with torch.no_grad():
+                t = resolve_targets(f(x), spec, params.target)
         attr = _attributions(model, spec, x, t, params.attribution, attributions)
         base = make_baselines(x, params.baseline, sigma=params.blur_sigma, draws=1)[0]
         units = _unit_scores(attr, params.unit)  # (B, U)
@@ -88,6 +93,17 @@ def deletion_insertion(model, spec, inputs: Inputs, params: CurveParams = CurveP
             random_deletion_auc=auc(fractions, rnd_del), random_insertion_auc=auc(fractions, rnd_ins),
             targets=t.cpu().numpy().astype(np.int64),
         )
+
+
+MAX_CURVE_EVALUATIONS = 1 << 18  # forward passes per call: images x points x 2 curves x (1 + seeds)
+
+
+def _check_curve_work(n_images: int, params: CurveParams) -> None:
+    work = n_images * (params.steps + 1) * 2 * (1 + params.random_seeds)
+    if work > MAX_CURVE_EVALUATIONS:
+        raise ParamError(f"{n_images} images x {params.steps + 1} points x 2 curves x {1 + params.random_seeds} "
+                         f"orderings = {work:,} model evaluations, more than the {MAX_CURVE_EVALUATIONS:,} allowed; "
+                         f"lower steps or random_seeds, or send fewer images")
 
 
 def auc(fractions: np.ndarray, curves: np.ndarray) -> np.ndarray:

@@ -63,3 +63,14 @@ def test_randomised_model_attributions_differ_and_the_model_is_untouched(digits)
     assert not np.allclose(r.randomised[0], r.attributions)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_given_attribution_results_keep_their_targets_and_work_is_capped(digits):
+    from analyzers import SaliencyParams, attribute
+
+    spec, model = model_zoo.get_spec("vit-dot"), untrained("vit-dot")
+    sal = attribute(model, spec, digits[:1], "saliency", SaliencyParams(target=7))
+    r = deletion_insertion(model, spec, digits[:1], CurveParams(steps=4, random_seeds=1), attributions=sal)
+    assert r.targets.tolist() == [7]
+    with pytest.raises(ParamError, match="model evaluations"):
+        deletion_insertion(model, spec, digits.repeat(50, 1, 1, 1), CurveParams(steps=784, random_seeds=20))
