@@ -26,7 +26,7 @@ def test_manifest_matches_the_shipped_file(name):
     assert spec.sha256 == file_sha256(spec.checkpoint_path)
     meta = read_metadata(spec.checkpoint_path)
     assert meta["name"] == name
-    assert meta["config"] == dataclasses.asdict(spec.config)
+    assert meta["config"] == json.loads(json.dumps(dataclasses.asdict(spec.config)))
     assert meta["split_sha256"] == load_split().sha256
     assert meta["metrics"] == spec.metrics
 
