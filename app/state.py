@@ -179,6 +179,27 @@ def attribution_methods(model: str) -> tuple[str, ...]:
     return tuple(n for n, m in ATTRIBUTION_METHODS.items() if m.fits(spec) and spec.input.modality in m.modalities)
 
 
+def target_labels(model: str) -> tuple[str, ...]:
+    """What a model's attribution ``target`` can name: its classes, or its latent means for a VAE."""
+    from model_zoo import get_spec
+
+    spec = get_spec(model)
+    if "latent" in spec.capabilities:
+        return tuple(f"z{k}" for k in range(spec.config.latent_dim))
+    return tuple(spec.input.labels)
+
+
+def _checked_target(r: QueryReader, model: str, params: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Params with a ``target`` beyond the model's outputs reported and reset to 'predicted' (-1)."""
+    values = dict(params)
+    labels = target_labels(model)
+    if "target" not in values or not labels or -1 <= int(values["target"]) < len(labels):
+        return params
+    r.problems.append(f"target {values['target']} is out of range for {model}: it has {len(labels)} outputs "
+                      f"(0 to {len(labels) - 1}); use -1 for the predicted one. Using the predicted one.")
+    return tuple((k, "-1" if k == "target" else v) for k, v in params)
+
+
 def params_class(method: str) -> type:
     """The params dataclass of an attribution method."""
     from analyzers import ATTRIBUTION_METHODS
@@ -271,7 +292,7 @@ class AttributionView:
         method = r.choice("method", methods, DEFAULT_METHOD if DEFAULT_METHOD in methods else methods[0],
                           f"method for {model}")
         ref = InputRef.read(r, uploads)
-        params = r.params(params_class(method))
+        params = _checked_target(r, model, r.params(params_class(method)))
         return cls(model, method, params, ref), r.finish()
 
     def to_query(self) -> dict[str, str]:

@@ -452,10 +452,8 @@ def model_card(name: str) -> None:
 
 
 def labels_of(model: str) -> tuple[str, ...]:
-    """A model's class labels (for the target widget)."""
-    from model_zoo import get_spec
-
-    return tuple(get_spec(model).input.labels)
+    """What the target widget offers for a model: class labels, or latent means for a VAE."""
+    return state.target_labels(model)
 
 
 def curve_params_for(method: str, params: Any) -> Any:

@@ -392,8 +392,6 @@ def test_each_bad_link_parameter_gets_a_clear_message_above_a_usable_page(monkey
         assert opened == []  # rejected by its shape before the store is touched
 
 
-@pytest.mark.xfail(strict=True, reason="target beyond the model's classes is silently replaced by 'predicted "
-                                       "class' (app/state.py + app/widgets.py, not this file's to fix)")
 def test_a_target_beyond_the_models_classes_gets_a_message():
     at = open_page("attribution", {**FAST_IG, "target": "10"})
     assert not at.exception
