@@ -489,20 +489,24 @@ def mosaic(images: np.ndarray, pad: int = 2, scale: int = 2, background: float =
            max_width: int | None = None) -> np.ndarray:
     """(R, C, h, w) images in [0, 1] as one uint8 picture, a grey ``pad`` between them, enlarged ``scale`` times.
 
-    With ``max_width``, the enlargement shrinks (down to 1) so that the picture fits that many pixels.
+    With ``max_width``, the enlargement shrinks (down to 1, by nearest-neighbour resampling when it
+    is not a whole number) so that the picture fits that many pixels.
     """
     a = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
     R, C, h, w = a.shape
     out = np.full((R * h + (R + 1) * pad, C * w + (C + 1) * pad), background, dtype=np.float32)
-    if max_width:
-        scale = max(1, min(scale, max_width // out.shape[1]))
     for r in range(R):
         for c in range(C):
             top, left = pad + r * (h + pad), pad + c * (w + pad)
             out[top:top + h, left:left + w] = a[r, c]
-    if scale > 1:
-        out = np.kron(out, np.ones((scale, scale), dtype=np.float32))
-    return (out * 255 + 0.5).astype(np.uint8)
+    picture = (out * 255 + 0.5).astype(np.uint8)
+    factor = float(scale) if not max_width else max(1.0, min(float(scale), max_width / picture.shape[1]))
+    if factor == int(factor):
+        return np.kron(picture, np.ones((int(factor), int(factor)), dtype=np.uint8)) if factor > 1 else picture
+    from PIL import Image
+
+    size = (round(picture.shape[1] * factor), round(picture.shape[0] * factor))
+    return np.asarray(Image.fromarray(picture, mode="L").resize(size, Image.Resampling.NEAREST))
 
 
 def png_bytes(image: np.ndarray, optimize: bool = False) -> bytes:
