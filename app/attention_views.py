@@ -188,6 +188,8 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
                                        size=_token_size(tokens)), ec.map_frame(m, labels)))
     st.subheader("Every layer and head", divider="gray")
     which = st.radio("Sentence", ("A", "B"), horizontal=True, key=keys.key("grid.sentence", "A", ("A", "B")))
+    st.caption("Every head of every layer for one sentence, one colour scale (square root, so that weak weights "
+               "still show); the chosen head is outlined. Hover a cell for its query and key tokens.")
     b = "AB".index(which)
     tokens = result.tokens[b]
     grid = _sentence_map(attn[:, b], tokens)  # (L, H, n, n)
