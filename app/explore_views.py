@@ -8,6 +8,7 @@ sizes, and results that come either from a saved link or from the cache.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -87,17 +88,42 @@ def built_once(owner: Any, key: str, build: Callable[[], Any]) -> Any:
 Built = tuple[alt.TopLevelMixin, pd.DataFrame | None]  # a chart and the table its CSV download holds
 
 
-def show_built(owner: Any, key: str, name: str, build: Callable[[], Built]) -> None:
-    """Draw the chart and CSV table that ``build()`` makes from result ``owner``, built once (:func:`built_once`)."""
-    chart, data = built_once(owner, key, build)
-    show(chart, name, key=key, data=data)
+def vega_spec(chart: alt.TopLevelMixin) -> dict[str, Any] | None:
+    """The chart as the Vega-Lite spec Streamlit sends (its data already Arrow bytes), or None.
+
+    Uses Streamlit's own converter, so the spec is exactly what ``st.altair_chart`` would send;
+    None when this Streamlit has no such converter (then charts are drawn the ordinary way).
+    """
+    from streamlit.elements import vega_charts
+
+    convert = getattr(vega_charts, "_convert_altair_to_vega_lite_spec", None)
+    try:
+        return convert(chart) if convert is not None else None
+    except Exception:  # noqa: BLE001 - a changed private API only costs speed: draw the ordinary way
+        return None
 
 
-def show_selectable(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | None = None) -> Any:
-    """Draw a chart whose selections rerun the app; return the selection (one entry per selection parameter)."""
-    event = st.altair_chart(chart, width="content", on_select="rerun", key=f"chart.{key}")
+def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, select: str | None = None) -> Any:
+    """Draw the chart and CSV table that ``build()`` makes from result ``owner``, built once (:func:`built_once`).
+
+    The chart is also converted to its Vega-Lite spec once; later runs send that spec as it is,
+    without building, validating and converting the chart again. With ``select`` (a widget key),
+    selections in the chart rerun the app and the selection is returned (one entry per
+    selection parameter); otherwise None.
+    """
+    chart, data, spec = built_once(owner, key, lambda: _with_spec(build()))
+    events = {"on_select": "rerun", "key": f"chart.{select}"} if select else {}
+    if spec is None:
+        event = st.altair_chart(chart, width="content", **events)
+    else:
+        event = st.vega_lite_chart(copy.deepcopy(spec), width="content", **events)
     save_menu(chart, name, key=key, data=data)
-    return event.selection
+    return event.selection if select else None
+
+
+def _with_spec(built: Built) -> tuple[alt.TopLevelMixin, pd.DataFrame | None, dict[str, Any] | None]:
+    chart, data = built
+    return chart, data, vega_spec(chart)
 
 
 def picture(image: np.ndarray, caption: str, *, key: str, width: int | None = None) -> None:

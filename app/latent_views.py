@@ -173,13 +173,12 @@ def scatter(results: dict[str, Any], view: LatentView, marked: list[int]) -> Non
     uris = _heldout_uris() if len(proj.coords) == len(_heldout_uris()) else None
     title = f"{len(proj.coords):,} held-out digits, {d}-D posterior means" + (
         "" if proj.method == "identity" else f" through {METHOD_LABELS[proj.method]}")
-    chart, data = ev.built_once(proj, f"scatter-{marked}", lambda: (
-        ec.scatter_chart(proj.coords, proj.labels, uris, title, *names, marked=marked),
-        ec.scatter_frame(proj.coords, proj.labels)))
     st.caption("Hover for the digit, click a point to show it, drag a box to show every digit inside "
                "(double-click clears). Diamonds: the two ends of the interpolation." + (
                    " Read from the disk cache." if proj.cached else ""))
-    selection = ev.show_selectable(chart, "Latent scatter", key=f"scatter-{view.model}-{proj.method}", data=data)
+    selection = ev.show_built(proj, f"scatter-{marked}", "Latent scatter", lambda: (
+        ec.scatter_chart(proj.coords, proj.labels, uris, title, *names, marked=marked),
+        ec.scatter_frame(proj.coords, proj.labels)), select=f"scatter-{view.model}-{proj.method}")
     clicked, inside = _selected(selection, proj.coords)
     _selection_digits(clicked, inside, proj.labels)
 
