@@ -335,8 +335,11 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
         view = dataclasses.replace(view, link=link)
     if view.link:
         info = navigation.page_info(view.PAGE)
-        st.code(share.link_url(st.context.url, info.url_path if info else view.PAGE, view.link), language=None,
-                wrap_lines=True)
+        url = share.link_url(st.context.url, info.url_path if info else view.PAGE, view.link)
+        # A plain Markdown link, not st.code: the code block pulls in a 1.5 MB syntax highlighter that
+        # a fresh browser opening the link would download before it draws the charts.
+        with st.container(key="share-link"):
+            st.markdown(f"[{messages.escape(url)}]({url.replace(')', '%29').replace(' ', '%20')})")
         st.caption("Anyone with this link sees exactly this analysis.")
     return view
 
@@ -464,20 +467,35 @@ def curve_params_for(method: str, params: Any) -> Any:
     return CurveParams(attribution=method, **{k: getattr(params, k) for k in shared if k != "attribution"})
 
 
-def attribution_with_curves(model: str, method: str, params: Any, pixels: np.ndarray) -> dict[str, Any] | None:
-    """The attribution of ``pixels`` and its deletion/insertion curves, computed once and cached."""
+def attribution_only(model: str, method: str, params: Any, pixels: np.ndarray) -> Any | None:
+    """The attribution of ``pixels`` (cached), under a spinner; None when it could not be computed."""
     from app import compute
 
-    label = method_label(method)
-    attribution = computed(f"Computing {label} on {model}…",
-                           lambda: compute.run(method, model, params, pixels))
+    return computed(f"Computing {method_label(method)} on {model}…",
+                    lambda: compute.run(method, model, params, pixels))
+
+
+def attribution_curves(model: str, method: str, params: Any, pixels: np.ndarray, attribution: Any) -> Any | None:
+    """Deletion/insertion curves for an attribution already computed (cached), under a spinner."""
+    from app import compute
+
+    curve_params = curve_params_for(method, params)
+    return computed("Deletion and insertion curves…",
+                    lambda: compute.run("deletion_insertion", model, curve_params, pixels,
+                                        depends_on=compute.key_of(method, model, params, pixels),
+                                        attributions=attribution))
+
+
+def attribution_with_curves(model: str, method: str, params: Any, pixels: np.ndarray) -> dict[str, Any] | None:
+    """The attribution of ``pixels`` and its deletion/insertion curves, computed once and cached.
+
+    Pages that can draw the attribution before the curves are ready use :func:`attribution_only`
+    and :func:`attribution_curves` instead (the heatmap shows while the curves are computed).
+    """
+    attribution = attribution_only(model, method, params, pixels)
     if attribution is None:
         return None
-    curve_params = curve_params_for(method, params)
-    curves = computed("Deletion and insertion curves…",
-                      lambda: compute.run("deletion_insertion", model, curve_params, pixels,
-                                          depends_on=compute.key_of(method, model, params, pixels),
-                                          attributions=attribution))
+    curves = attribution_curves(model, method, params, pixels, attribution)
     return {"attribution": attribution} if curves is None else {"attribution": attribution, "curves": curves}
 
 

@@ -31,9 +31,10 @@ with output:
     saved = views.saved_results(view.link)
     if saved is not None:
         views.provenance(saved)
-        results = saved.results
+        results = dict(saved.results)
     else:
-        results = views.attribution_with_curves(model, method, params, picked.pixels)
+        attribution = views.attribution_only(model, method, params, picked.pixels)
+        results = {"attribution": attribution} if attribution is not None else {}
     if results:
         result = results["attribution"]
         views.prediction(result)
@@ -43,6 +44,11 @@ with output:
         with right:
             views.class_scores(result)
         views.completeness(result)
+        # The heatmap is on screen already; the faithfulness curves (hundreds of forward passes) follow.
+        if saved is None:
+            curves = views.attribution_curves(model, method, params, picked.pixels, result)
+            if curves is not None:
+                results["curves"] = curves
         if "curves" in results:
             views.curves(results["curves"])
         views.downloads(f"{model}-{method}", results, key="attribution")

@@ -45,7 +45,7 @@ def share(at: AppTest) -> str:
     assert not at.exception, at.exception
     link = at.query_params.get("id")
     assert isinstance(link, str) and len(link) == 22, at.query_params
-    assert any(f"?id={link}" in c.value for c in at.code)
+    assert any(f"?id={link}" in m.value.replace("\\", "") for m in at.markdown)
     return link
 
 
