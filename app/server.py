@@ -43,8 +43,23 @@ def server_flags(host: str, port: int) -> list[str]:
 
 
 def streamlit_command(host: str = "127.0.0.1", port: int = 8501) -> list[str]:
-    """The full command line that starts the app with this Python."""
-    return [sys.executable, "-m", "streamlit", "run", str(MAIN_SCRIPT), *server_flags(host, port)]
+    """The full command line that starts the app with this Python.
+
+    ``python -m app.server run app/main.py FLAGS`` is ``streamlit run`` with one addition: the
+    start-up warm-up (:func:`app.cache.warm_up`) begins in the server process before the first
+    browser connects, so the first view finds torch, captum and the default model ready.
+    """
+    return [sys.executable, "-m", "app.server", "run", str(MAIN_SCRIPT), *server_flags(host, port)]
+
+
+def launch(argv: list[str]) -> int:
+    """``python -m app.server run SCRIPT FLAGS``: start the warm-up, then Streamlit's own CLI in this process."""
+    from streamlit.web import cli
+
+    from app import cache
+
+    cache.warm_up()
+    return cli.main(args=argv, prog_name="streamlit", standalone_mode=True)
 
 
 def startup_problem() -> str | None:
@@ -71,3 +86,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import subprocess
 
     return subprocess.call(command)
+
+
+if __name__ == "__main__":
+    sys.exit(launch(sys.argv[1:]))

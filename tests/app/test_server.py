@@ -17,7 +17,7 @@ def test_serve_passes_safe_explicit_flags():
     assert int(flags["server.maxUploadSize"]) <= 5
     assert flags["client.showErrorDetails"] == "none"
     command = server.streamlit_command("127.0.0.1", 8123)
-    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/main.py")
+    assert command[1:4] == ["-m", "app.server", "run"] and command[4].endswith("app/main.py")
 
 
 def test_serve_refuses_to_start_with_unsafe_torch_loading(monkeypatch, capsys):
