@@ -536,7 +536,7 @@ async def share(page: Any, tracker: RunTracker) -> tuple[str, float]:
     since = tracker.count
     start = time.perf_counter()
     await page.get_by_role("button", name="Share").click()
-    code = page.locator('[data-testid="stCode"] code', has_text="?id=").first
+    code = page.locator('.st-key-share-link a', has_text="?id=").first
     await code.wait_for()
     took = time.perf_counter() - start
     await settle(page, tracker, since)

@@ -8,8 +8,10 @@ runs, each with a floor measured in the same run and the ratio to it:
   floor: the same for a one-widget Streamlit script served with the same flags;
 - upload -> rendered attribution (IG, default params) for vit-dot and capsnet; floor: the
   same IG on the same image, in-process;
-- parameter change (another target class) -> updated heatmap, and back to a cached one;
-  floor: an empty rerun (a widget change on the one-widget script);
+- parameter change: another head on the Attention page (the attention is computed once, so
+  this is rerun + redraw), another target class on the Attribution page (IG recomputed) and
+  back to a cached one -> updated chart; floor: an empty rerun (a widget change on the
+  one-widget script);
 - opening a share link in a fresh browser -> rendered view; floor: ``Store.load`` of it;
 - latent page first render for vae-16d with UMAP; floor: the same with PCA;
 - server RSS with every model loaded (floor: the one-widget script's server), and its
@@ -305,9 +307,28 @@ async def param_rows(browser: Any, server: h.Server, repeat: int, warmup: int, f
                 floor_values=floors.rerun, target=TARGETS["param"])
     cached = Row("parameter change: back to a cached target, vit-dot", floor="empty rerun",
                  floor_values=floors.rerun, target=TARGETS["param"], note="no compute: rerun + redraw only")
+    head = Row("parameter change: another head on the Attention page, vit-dot", floor="empty rerun",
+               floor_values=floors.rerun, target=TARGETS["param"], note="attention computed once; rerun + redraw")
     for n, sample in enumerate(h.heldout_indices(warmup + repeat, 300)):
+        await _guard(head, lambda: _head_round(browser, server, sample, head, timed=n >= warmup))
         await _guard(fresh, lambda: _param_round(browser, server, sample, fresh, cached, timed=n >= warmup))
-    return [fresh, cached]
+    return [head, fresh, cached]
+
+
+async def _head_round(browser: Any, server: h.Server, sample: int, row: Row, *, timed: bool) -> None:
+    """Attention page: another head -> the chosen head's map drawn again (no recomputation)."""
+    context, page, tracker = await h.new_page(browser)
+    try:
+        await h.open_rendered(page, tracker, f"{server.url}/attention?model=vit-dot&sample={sample}")
+        await h.settle(page, tracker)
+        for head in ("1", "0"):
+            took = await h.select_option(page, tracker, "Head", head)
+            await h.settle(page, tracker)
+            if timed:
+                row.add(took, tracker)
+        await _fail_on_errors(page)
+    finally:
+        await context.close()
 
 
 async def _param_round(browser: Any, server: h.Server, sample: int, fresh: Row, cached: Row, *, timed: bool) -> None:

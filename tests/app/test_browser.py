@@ -178,7 +178,7 @@ def test_upload_predict_share_and_reopen_in_a_new_context(server, browser, tmp_p
         page.screenshot(path=str(ARTIFACTS / "attribution-upload.png"), full_page=True)
 
         page.get_by_role("button", name="Share").click()
-        code = page.locator("[data-testid='stCode'] code", has_text="?id=").first
+        code = page.locator(".st-key-share-link a", has_text="?id=").first
         code.wait_for()
         link = code.inner_text().strip()
         assert link.startswith(server + "/attribution?id=") and len(link.split("id=")[1]) == 22

@@ -353,7 +353,7 @@ def test_a_store_that_cannot_save_says_not_saved_and_keeps_the_analysis_on_scree
     assert any(e.startswith("Not saved") and reason in e for e in errors(at)), errors(at)
     assert numbers(at) == shown  # the analysis is still on screen
     assert len(at.get("vega_lite_chart")) >= 2  # heatmap and scores
-    assert "id" not in at.query_params and not any("?id=" in c.value for c in at.code)
+    assert "id" not in at.query_params and not any("?id=" in m.value.replace("\\", "") for m in at.markdown)
 
 
 # ------------------------------------------------------------------ tampered links
