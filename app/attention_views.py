@@ -141,10 +141,10 @@ def image_attention(result: Any, layer: int, head: int) -> None:
             ec.overlay_chart(pixels, result.cls_maps[layer, 0, head], f"CLS row of layer {layer}, head {head}"), None))
     st.subheader("Every layer and head", divider="gray")
     st.caption("What CLS attends to on the 7 × 7 patch grid, over the digit; one colour scale (square root, so that "
-               "weak heads still show) for every head. The chosen head is outlined.")
+               "weak heads still show) for every head.")
     grid = _patch_maps(attn)
-    ev.show_built(result, f"grid-{where}", "CLS attention per layer and head", lambda: (
-        ec.head_grid_chart(grid, selected=(layer, head), pixels=pixels, cell=84), ec.grid_maps_frame(grid)))
+    ev.show_built(result, "grid", "CLS attention per layer and head", lambda: (
+        ec.head_grid_chart(grid, pixels=pixels, cell=84), ec.grid_maps_frame(grid)))
     rollouts(result, pixels)
 
 
@@ -189,14 +189,14 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
     st.subheader("Every layer and head", divider="gray")
     which = st.radio("Sentence", ("A", "B"), horizontal=True, key=keys.key("grid.sentence", "A", ("A", "B")))
     st.caption("Every head of every layer for one sentence, one colour scale (square root, so that weak weights "
-               "still show); the chosen head is outlined. Hover a cell for its query and key tokens.")
+               "still show). Hover a cell for its query and key tokens.")
     b = "AB".index(which)
     tokens = result.tokens[b]
     grid = _sentence_map(attn[:, b], tokens)  # (L, H, n, n)
     labels = ec.token_labels(len(tokens), tokens)
     cell = max(24, min(56, GRID_WIDTH // grid.shape[1]))
-    ev.show_built(result, f"text-grid-{which}-{layer}-{head}", "Attention per layer and head", lambda: (
-        ec.head_grid_chart(grid, labels=labels, selected=(layer, head), cell=cell), ec.grid_maps_frame(grid, labels)))
+    ev.show_built(result, f"text-grid-{which}", "Attention per layer and head", lambda: (
+        ec.head_grid_chart(grid, labels=labels, cell=cell), ec.grid_maps_frame(grid, labels)))
     st.subheader("Rollout", divider="gray")
     for col, name, b in zip(st.columns(2), "AB", (0, 1)):
         with col:
