@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import altair as alt
@@ -190,8 +190,15 @@ def show(chart: alt.TopLevelMixin, name: str, *, data: pd.DataFrame | None = Non
     """Draw a chart with a "Save" menu: SVG/PNG (with vl-convert), Vega-Lite JSON, data CSV."""
     import streamlit as st
 
-    slug = _slug(key or name)
     st.altair_chart(chart, width="content")
+    save_menu(chart, name, data=data, key=key)
+
+
+def save_menu(chart: alt.TopLevelMixin, name: str, *, data: pd.DataFrame | None = None, key: str = "") -> None:
+    """The chart's "Save" popover: SVG/PNG (with vl-convert), Vega-Lite JSON, data CSV (each made on click)."""
+    import streamlit as st
+
+    slug = _slug(key or name)
     with st.popover("Save", icon=":material/download:"):
         if _vl_convert() is not None:
             st.download_button("SVG", lambda: chart_svg(chart), f"{slug}.svg", "image/svg+xml",
@@ -206,6 +213,52 @@ def show(chart: alt.TopLevelMixin, name: str, *, data: pd.DataFrame | None = Non
         if table is not None:
             st.download_button("Data (CSV)", lambda: table.to_csv(index=False), f"{slug}.csv", "text/csv",
                                key=f"dl.{slug}.csv", on_click="ignore")
+
+
+def _built_charts() -> Any:
+    import streamlit as st
+
+    from app import cache
+
+    @st.cache_resource(show_spinner=False)
+    def built() -> cache.ResultCache:
+        return cache.ResultCache(max_entries=128)
+
+    return built()
+
+
+def show_once(owner: Any, build: Callable[[], alt.TopLevelMixin], name: str, *, key: str, variant: str = "") -> None:
+    """:func:`show` for a chart built from the (cached, immutable) result ``owner``: the chart and its
+    Vega-Lite spec are built once and reused on every rerun that shows the same result again (no
+    building, schema validation or Arrow conversion on a rerun). ``variant`` names whatever else the
+    chart depends on (a shared colour scale, a title)."""
+    import copy
+
+    import streamlit as st
+
+    full = f"{id(owner)}:{key}:{variant}"  # the entry pins ``owner``, so its id cannot pass to another result
+    hit = _built_charts().get(full)
+    if hit is None or hit[0] is not owner:
+        chart = build()
+        hit = (owner, chart, _vega_spec(chart))
+        _built_charts().put(full, hit)
+    _, chart, spec = hit
+    if spec is None:
+        st.altair_chart(chart, width="content")
+    else:
+        st.vega_lite_chart(copy.deepcopy(spec), width="content")
+    save_menu(chart, name, key=key)
+
+
+def _vega_spec(chart: alt.TopLevelMixin) -> dict[str, Any] | None:
+    """The spec ``st.altair_chart`` would send (data already Arrow), or None if this Streamlit lacks the converter."""
+    from streamlit.elements import vega_charts
+
+    convert = getattr(vega_charts, "_convert_altair_to_vega_lite_spec", None)
+    try:
+        return convert(chart) if convert is not None else None
+    except Exception:  # noqa: BLE001 - a changed private API only costs speed: draw the ordinary way
+        return None
 
 
 def _chart_data(chart: alt.TopLevelMixin) -> pd.DataFrame | None:
