@@ -90,7 +90,7 @@ def latent_projection(model, spec, inputs: Inputs = None, params: ProjectionPara
     with analysis(model, spec, "latent_projection", params) as run:
         x, y = _dataset(inputs, labels, spec, run.device)
         mu, logvar = encode(model, x)
-        coords, cached = project(mu, params)
+        coords, cached = project(mu, params, dataset=_heldout_identity(spec) if inputs is None else None)
         return ProjectionResult(info=run.info(), mu=mu, logvar=logvar, labels=y, coords=coords,
                                 method=params.method, cached=cached)
 
@@ -234,8 +234,13 @@ def _probe(mu: np.ndarray, y: np.ndarray, params: LatentStatsParams) -> tuple[fl
 # ---------------------------------------------------------------------------------------------
 # Projections and their disk cache.
 
-def project(mu: np.ndarray, params: ProjectionParams) -> tuple[np.ndarray, bool]:
-    """2-D coordinates (N, 2) float32 of the means, and whether they came from the disk cache."""
+def project(mu: np.ndarray, params: ProjectionParams, dataset: str | None = None) -> tuple[np.ndarray, bool]:
+    """2-D coordinates (N, 2) float32 of the means, and whether they came from the disk cache.
+
+    ``dataset`` names where the means came from (model checkpoint + data split hashes); when
+    given, the fit is keyed by that instead of the means' bytes, so it survives bit-level
+    float differences between machines, and the projections shipped with zooscope are found.
+    """
     n, d = mu.shape
     if params.method == "identity":
         if d != 2:
@@ -248,9 +253,13 @@ def project(mu: np.ndarray, params: ProjectionParams) -> tuple[np.ndarray, bool]
         return PCA(2, random_state=params.seed).fit_transform(mu).astype(np.float32), False
     if n < 5:
         raise ParamError(f"{params.method} needs at least 5 points, got {n}")
-    path = cache_dir() / f"{params.method}-{_cache_key(mu, params)}.npy"
-    if path.exists():
-        return np.load(path, allow_pickle=False), True
+    name = f"{params.method}-{_cache_key(mu, params, dataset)}.npy"
+    for folder in (SHIPPED_PROJECTIONS, cache_dir()):
+        if (folder / name).exists():
+            coords = np.load(folder / name, allow_pickle=False)
+            if coords.shape == (n, 2):
+                return coords, True
+    path = cache_dir() / name
     coords = (_fit_tsne if params.method == "tsne" else _fit_umap)(mu, params).astype(np.float32)
     _save(path, coords)
     return coords, False
@@ -263,12 +272,17 @@ def _relevant(params: ProjectionParams) -> dict[str, str]:
     return {"method": params.method, **{k: full[k] for k in keys}}
 
 
-def _cache_key(mu: np.ndarray, params: ProjectionParams) -> str:
-    """sha256 of the data (shape, dtype, bytes), the relevant params and the library version."""
+def _heldout_identity(spec) -> str | None:
+    """What identifies the held-out means of a shipped model: its checkpoint and the split."""
+    return f"{spec.name}|{spec.sha256}|{load_split().sha256}" if spec.sha256 else None
+
+
+def _cache_key(mu: np.ndarray, params: ProjectionParams, dataset: str | None = None) -> str:
+    """sha256 of the data (its identity, else shape, dtype, bytes), the relevant params and the library version."""
     h = hashlib.sha256()
     a = np.ascontiguousarray(mu)
     h.update(f"{a.shape}|{a.dtype.str}|".encode())
-    h.update(a.tobytes())
+    h.update(dataset.encode() if dataset else a.tobytes())
     h.update(json.dumps(_relevant(params), sort_keys=True).encode())
     h.update(_library_version(params.method).encode())
     return h.hexdigest()
@@ -308,6 +322,10 @@ def _save(path: Path, coords: np.ndarray) -> None:
         raise
 
 
+# Projections of the held-out set for the shipped VAEs, fitted once and shipped (read-only).
+SHIPPED_PROJECTIONS = Path(__file__).resolve().parent / "projections"
+
+
 def cache_dir() -> Path:
     """Where fitted projections are cached: $ZOOSCOPE_HOME/cache/projections, else the user cache dir."""
     home = os.environ.get("ZOOSCOPE_HOME")
@@ -319,10 +337,11 @@ def cache_dir() -> Path:
 
 
 def precompute_projections(names: tuple[str, ...] = ("vae-2d", "vae-16d"),
-                           methods: tuple[str, ...] = ("tsne", "umap")) -> list[Path]:
+                           methods: tuple[str, ...] = ("tsne", "umap"), ship: bool = False) -> list[Path]:
     """Fit and cache the held-out set's t-SNE and UMAP projections for the shipped VAEs; returns the files.
 
-    Run once after training (``python -m analyzers.latent``) so the app's first projection is instant.
+    Run once after training (``python -m analyzers.latent --ship``) so the app's first projection
+    is instant: with ``ship`` the files go to the package's read-only projections folder.
     """
     from model_zoo import get_spec, load
 
@@ -331,11 +350,22 @@ def precompute_projections(names: tuple[str, ...] = ("vae-2d", "vae-16d"),
         spec, model = get_spec(name), load(name, "cpu")
         x, _ = load_split().heldout_tensor()
         mu, _ = encode(model, x)
+        dataset = _heldout_identity(spec)
         for method in methods:
             params = ProjectionParams(method=method)
-            project(mu, params)
-            paths.append(cache_dir() / f"{method}-{_cache_key(mu, params)}.npy")
+            coords, _ = project(mu, params, dataset)
+            path = (SHIPPED_PROJECTIONS if ship else cache_dir()) / f"{method}-{_cache_key(mu, params, dataset)}.npy"
+            if not path.exists():
+                _save(path, coords)
+            paths.append(path)
     return paths
+
+
+if __name__ == "__main__":
+    import sys
+
+    for p in precompute_projections(ship="--ship" in sys.argv):
+        print(p)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,26 @@ def test_statistics_without_labels_skip_the_probe(digits):
     assert np.isnan(r.probe_accuracy) and r.n_inputs == 4
     mu, _ = model.encode(digits)
     np.testing.assert_allclose(r.mu_variance, mu.double().var(0, unbiased=False).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["vae-2d", "vae-16d"])
+@pytest.mark.parametrize("method", ["umap", "tsne"])
+def test_shipped_heldout_projections_are_used_without_fitting(name, method, monkeypatch):
+    from importlib.metadata import version
+
+    trained_or_skip(name)
+    shipped = sorted(latent.SHIPPED_PROJECTIONS.glob(f"{method}-*.npy"))
+    assert shipped, "run `python -m analyzers.latent --ship` after training"
+    if method == "umap" and version("umap-learn") != SHIPPED_UMAP_VERSION:
+        pytest.skip(f"projections were fitted with umap-learn {SHIPPED_UMAP_VERSION}; this is {version('umap-learn')}")
+
+    def refuse(mu, params):
+        raise AssertionError("fitted instead of using the shipped projection")
+
+    monkeypatch.setattr(latent, "_fit_umap", refuse)
+    monkeypatch.setattr(latent, "_fit_tsne", refuse)
+    r = latent_projection(model_zoo.load(name, "cpu"), model_zoo.get_spec(name), None, ProjectionParams(method=method))
+    assert r.cached and r.coords.shape == (1000, 2) and np.isfinite(r.coords).all()
+
+
+SHIPPED_UMAP_VERSION = "0.5.12"
