@@ -34,9 +34,22 @@ def _has_vl_convert() -> bool:
     return importlib.util.find_spec("vl_convert") is not None
 
 
-def _spec_json(chart: alt.TopLevelMixin) -> str:
-    with alt.data_transformers.disable_max_rows():  # small multiples easily pass Altair's 5,000-row guard
+def chart_json(chart: alt.TopLevelMixin) -> str:
+    """The chart's Vega-Lite spec with its data inline (small multiples easily pass Altair's 5,000-row guard)."""
+    with alt.data_transformers.disable_max_rows():
         return chart.to_json()
+
+
+def chart_svg(chart: alt.TopLevelMixin) -> bytes:
+    """The chart as SVG, however many rows its data has (needs vl-convert-python)."""
+    with alt.data_transformers.disable_max_rows():
+        return charts.chart_svg(chart)
+
+
+def chart_png(chart: alt.TopLevelMixin) -> bytes:
+    """The chart as PNG at 2x scale, however many rows its data has (needs vl-convert-python)."""
+    with alt.data_transformers.disable_max_rows():
+        return charts.chart_png(chart)
 
 
 def save_menu(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | None = None) -> None:
@@ -44,13 +57,13 @@ def save_menu(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFra
     slug = _slug(key or name)
     with st.popover("Save", icon=":material/download:"):
         if _has_vl_convert():
-            st.download_button("SVG", lambda: charts.chart_svg(chart), f"{slug}.svg", "image/svg+xml",
+            st.download_button("SVG", lambda: chart_svg(chart), f"{slug}.svg", "image/svg+xml",
                                key=f"dl.{slug}.svg", on_click="ignore")
-            st.download_button("PNG", lambda: charts.chart_png(chart), f"{slug}.png", "image/png",
+            st.download_button("PNG", lambda: chart_png(chart), f"{slug}.png", "image/png",
                                key=f"dl.{slug}.png", on_click="ignore")
         else:
             st.caption("PNG and SVG: the ⋯ menu at the chart's top right.")
-        st.download_button("Vega-Lite JSON", lambda: _spec_json(chart), f"{slug}.vl.json", "application/json",
+        st.download_button("Vega-Lite JSON", lambda: chart_json(chart), f"{slug}.vl.json", "application/json",
                            key=f"dl.{slug}.vl", on_click="ignore")
         if data is not None:
             st.download_button("Data (CSV)", lambda: data.to_csv(index=False), f"{slug}.csv", "text/csv",

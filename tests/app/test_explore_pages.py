@@ -124,6 +124,17 @@ def test_chart_builders_make_valid_vega_lite_with_tooltips():
         assert "tooltip" in str(_valid(chart))
 
 
+def test_big_charts_export_as_json_svg_and_png():
+    from app import explore_views
+
+    grid = explore_charts.head_grid_chart(np.random.default_rng(0).random((4, 4, 7, 7)), pixels=np.zeros((28, 28)))
+    assert len(grid.data) > 5000, "more rows than Altair's default guard allows"
+    assert '"layer"' in explore_views.chart_json(grid)
+    pytest.importorskip("vl_convert")
+    assert explore_views.chart_svg(grid).lstrip().startswith(b"<svg")
+    assert explore_views.chart_png(grid)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_token_layout_wraps_long_sentences_and_keeps_order():
     frame = explore_charts.token_attribution_frame(["word"] * 30, np.linspace(-1, 1, 30), per_line=40)
     assert frame["line"].max() >= 2
