@@ -72,14 +72,30 @@ def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str) -
 
 
 def attention_params(keys: session.WidgetKeys, seed: AttentionView, model: str) -> Any:
-    """Rollout settings (AttentionParams) in an expander, seeded from the view."""
-    from analyzers import AttentionParams
+    """Rollout settings (AttentionParams) in an expander, seeded from the view.
 
-    from app import widgets
+    The explained class (``target``) is offered for digit models only: for sentences the
+    gradient rollout explains the sentence embedding, whatever the target says.
+    """
+    from analyzers import AttentionParams, field_specs
 
+    current = seed.params_object()
+    specs = {s.name: s for s in field_specs(AttentionParams)}
     with st.expander("Rollout settings"):
-        return widgets.params_form(AttentionParams, seed.params_object(), keys, prefix="attention",
-                                   labels=() if is_text_model(model) else views.labels_of(model))
+        fusions = list(specs["head_fusion"].choices)
+        values = {"head_fusion": st.selectbox("head_fusion", fusions, help=specs["head_fusion"].help,
+                                              key=keys.key("attention.head_fusion", current.head_fusion, fusions)),
+                  "gradient_rollout": st.checkbox("gradient_rollout", help=specs["gradient_rollout"].help,
+                                                  key=keys.key("attention.gradient_rollout", current.gradient_rollout)),
+                  "target": current.target}
+        if not is_text_model(model):
+            labels = views.labels_of(model)
+            targets = [-1, *range(len(labels))]
+            values["target"] = st.selectbox(
+                "target", targets, help="The class the gradient rollout explains",
+                key=keys.key("attention.target", current.target, targets),
+                format_func=lambda i: "predicted class" if i < 0 else f"{i} ({labels[i]})")
+    return ev.build_params(AttentionParams, values, current)
 
 
 # --------------------------------------------------------------------------- attention: results
