@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import inputs, messages, navigation, server, views
+from app import cache, inputs, messages, navigation, server, views
 
 inputs.configure_pillow()  # Pillow's limits before any page can decode anything (idempotent, so every run is fine)
 st.set_page_config(page_title="zooscope", page_icon=":material/biotech:", layout="wide")
@@ -17,6 +17,7 @@ problem = server.startup_problem()
 if problem:
     messages.error(problem)
     st.stop()
+cache.warm_up()  # once per process; already running when started by `zooscope serve` (a bare `streamlit run` starts it here)
 
 pages = [st.Page(str(p.file), title=p.title, icon=p.icon, url_path=p.url_path or None, default=p.name == "home")
          for p in navigation.available()]
