@@ -19,7 +19,6 @@ the model itself once its results exist (the page says when an index does not ex
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -175,11 +174,6 @@ def _saved_link(cls: type, r: QueryReader) -> tuple[Any, tuple[str, ...]] | None
         return None
     r.used.update(r.query)  # a saved analysis is the whole view; its other keys are ignored
     return cls(link=link), r.finish()
-
-
-def without_link(view: Any) -> Any:
-    """The view with its link dropped (what decides the numbers, not where they are stored)."""
-    return dataclasses.replace(view, link=None)
 
 
 # --------------------------------------------------------------------------- views
