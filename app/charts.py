@@ -176,14 +176,22 @@ def _vl_convert() -> Any | None:
     return vl_convert
 
 
+def chart_json(chart: alt.TopLevelMixin) -> str:
+    """The chart's Vega-Lite spec with its data inline, however many rows (Altair's 5,000-row guard lifted)."""
+    with alt.data_transformers.disable_max_rows():
+        return chart.to_json()
+
+
 def chart_svg(chart: alt.TopLevelMixin) -> bytes:
-    """The chart as SVG (needs vl-convert-python)."""
-    return _vl_convert().vegalite_to_svg(chart.to_dict()).encode()
+    """The chart as SVG, however many rows its data has (needs vl-convert-python)."""
+    with alt.data_transformers.disable_max_rows():
+        return _vl_convert().vegalite_to_svg(chart.to_dict()).encode()
 
 
 def chart_png(chart: alt.TopLevelMixin) -> bytes:
-    """The chart as PNG at 2x scale (needs vl-convert-python)."""
-    return _vl_convert().vegalite_to_png(chart.to_dict(), scale=2)
+    """The chart as PNG at 2x scale, however many rows its data has (needs vl-convert-python)."""
+    with alt.data_transformers.disable_max_rows():
+        return _vl_convert().vegalite_to_png(chart.to_dict(), scale=2)
 
 
 def show(chart: alt.TopLevelMixin, name: str, *, data: pd.DataFrame | None = None, key: str = "") -> None:
@@ -207,7 +215,7 @@ def save_menu(chart: alt.TopLevelMixin, name: str, *, data: pd.DataFrame | None 
                                key=f"dl.{slug}.png", on_click="ignore")
         else:
             st.caption("PNG: use the chart's toolbar (top right of the chart).")
-        st.download_button("Vega-Lite JSON", lambda: chart.to_json(), f"{slug}.vl.json", "application/json",
+        st.download_button("Vega-Lite JSON", lambda: chart_json(chart), f"{slug}.vl.json", "application/json",
                            key=f"dl.{slug}.vl", on_click="ignore")
         table = data if data is not None else _chart_data(chart)
         if table is not None:

@@ -9,7 +9,6 @@ sizes, and results that come either from a saved link or from the cache.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,44 +29,8 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "chart"
 
 
-def _has_vl_convert() -> bool:
-    return importlib.util.find_spec("vl_convert") is not None
-
-
-def chart_json(chart: alt.TopLevelMixin) -> str:
-    """The chart's Vega-Lite spec with its data inline (small multiples easily pass Altair's 5,000-row guard)."""
-    with alt.data_transformers.disable_max_rows():
-        return chart.to_json()
-
-
-def chart_svg(chart: alt.TopLevelMixin) -> bytes:
-    """The chart as SVG, however many rows its data has (needs vl-convert-python)."""
-    with alt.data_transformers.disable_max_rows():
-        return charts.chart_svg(chart)
-
-
-def chart_png(chart: alt.TopLevelMixin) -> bytes:
-    """The chart as PNG at 2x scale, however many rows its data has (needs vl-convert-python)."""
-    with alt.data_transformers.disable_max_rows():
-        return charts.chart_png(chart)
-
-
-def save_menu(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | None = None) -> None:
-    """A "Save" menu under a chart: SVG and PNG (with vl-convert), the Vega-Lite spec, the data as CSV."""
-    slug = _slug(key or name)
-    with st.popover("Save", icon=":material/download:"):
-        if _has_vl_convert():
-            st.download_button("SVG", lambda: chart_svg(chart), f"{slug}.svg", "image/svg+xml",
-                               key=f"dl.{slug}.svg", on_click="ignore")
-            st.download_button("PNG", lambda: chart_png(chart), f"{slug}.png", "image/png",
-                               key=f"dl.{slug}.png", on_click="ignore")
-        else:
-            st.caption("PNG and SVG: the ⋯ menu at the chart's top right.")
-        st.download_button("Vega-Lite JSON", lambda: chart_json(chart), f"{slug}.vl.json", "application/json",
-                           key=f"dl.{slug}.vl", on_click="ignore")
-        if data is not None:
-            st.download_button("Data (CSV)", lambda: data.to_csv(index=False), f"{slug}.csv", "text/csv",
-                               key=f"dl.{slug}.csv", on_click="ignore")
+# One Save menu for every chart in the app (SVG/PNG/JSON lift Altair's 5,000-row guard).
+chart_json, chart_png, chart_svg, save_menu = charts.chart_json, charts.chart_png, charts.chart_svg, charts.save_menu
 
 
 def show(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | None = None) -> None:
@@ -239,15 +202,7 @@ def attempt(description: str, work: Callable[[], Any]) -> tuple[Any | None, str 
 
 def downloads(name: str, results: Mapping[str, Any], *, main: str, table: pd.DataFrame | None, key: str) -> None:
     """Download every result: JSON (summaries and metadata), CSV (``table``), NPY (``main`` array), NPZ (all)."""
-    from analyzers import to_record
-
-    record: dict[str, Any] = {}
-    arrays: dict[str, np.ndarray] = {}
-    for part, result in results.items():
-        meta, arr = to_record(result)
-        record[part] = {"summary": result.summary(), "record": meta}
-        arrays.update({f"{part}/{k}": v for k, v in arr.items()})
-    charts.download_buttons(name, record=record, arrays=arrays, main_array=main, table=table, key=key)
+    views.downloads(name, results, key, main=main, table=table)
 
 
 def heldout_probe_set(per_class: int = 5) -> tuple[np.ndarray, np.ndarray]:

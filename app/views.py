@@ -283,8 +283,11 @@ def curves(result: Any, i: int = 0, key: str = "curves") -> None:
             key=f"{key}-insertion", variant=str(i))
 
 
-def downloads(name: str, results: Mapping[str, Any], key: str) -> None:
-    """Download every result: JSON (metadata), NPZ (all arrays), NPY (the main array)."""
+def downloads(name: str, results: Mapping[str, Any], key: str, *, main: str | None = None,
+              table: Any | None = None) -> None:
+    """Download every result: JSON (summaries and metadata), CSV (``table``, else the summaries),
+    NPY (the ``main`` array, else the first result's attributions) and NPZ (all arrays)."""
+    import pandas as pd
     from analyzers import to_record
 
     record: dict[str, Any] = {}
@@ -293,13 +296,11 @@ def downloads(name: str, results: Mapping[str, Any], key: str) -> None:
         meta, arr = to_record(result)
         record[part] = {"summary": result.summary(), "record": meta}
         arrays.update({f"{part}/{k}": v for k, v in arr.items()})
-    import pandas as pd
-
-    table = pd.DataFrame([{"part": part, **{k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
-                                             for k, v in r["summary"].items()}} for part, r in record.items()])
-    main = next(iter(results), "")
-    charts.download_buttons(name, record=record, arrays=arrays, main_array=f"{main}/attributions", table=table,
-                            key=key)
+    if table is None:
+        table = pd.DataFrame([{"part": part, **{k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
+                                                 for k, v in r["summary"].items()}} for part, r in record.items()])
+    main = main or f"{next(iter(results), '')}/attributions"
+    charts.download_buttons(name, record=record, arrays=arrays, main_array=main, table=table, key=key)
 
 
 # --------------------------------------------------------------------------- sharing

@@ -30,11 +30,11 @@ from analyzers.run import hook_count
 from app import cache, compute, inputs
 from app.session import WidgetKeys
 from app.store import Store, StoreError
+from tests.app.test_store import unprivileged  # root ignores permissions: the block runs as nobody
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "app" / "main.py"
 TIMEOUT = 240  # seconds per AppTest run: the first run of a model loads it and computes on CPU
-NOBODY = 65534
 FAST_IG = {"model": "vit-dot", "method": "integrated_gradients", "sample": "17", "n_steps": "16"}
 PIXELS = np.zeros((28, 28), dtype=np.float32)
 PIXELS[6:22, 12:16] = 1.0  # a rough "1"
@@ -295,20 +295,6 @@ def test_concurrent_layer_attributions_with_hooks_equal_a_sequential_run():
 # ------------------------------------------------------------------ a store that cannot save
 
 
-@contextlib.contextmanager
-def unprivileged():
-    """Run the block as an ordinary user, since root ignores file permissions."""
-    if os.geteuid() != 0:
-        yield
-        return
-    try:
-        os.seteuid(NOBODY)
-    except PermissionError:
-        pytest.skip("running as root without the right to drop privileges")
-    try:
-        yield
-    finally:
-        os.seteuid(0)
 
 
 def _read_only_home(monkeypatch):
