@@ -19,7 +19,7 @@ from .attribution import (
     SaliencyParams, SmoothGradParams, attribute, gradient_shap, input_x_gradient, integrated_gradients, occlusion,
     saliency, smoothgrad,
 )
-from .capsules import CapsuleParams, PoseParams, capsule_routing, pose_perturbation
+from .capsules import CapsuleParams, PoseParams, capsule_routing, pose_perturbation, reconstruct_with_offsets
 from .faithfulness import CurveParams, RandomisationParams, deletion_insertion, randomisation_check
 from .latent import (
     GridParams, InterpolationParams, LatentStatsParams, ProjectionParams, TraversalParams, cache_dir,
@@ -47,6 +47,7 @@ __all__ = [
     "field_specs", "from_record", "get_analyzer", "gradient_rollout", "gradient_shap", "head_statistics",
     "input_x_gradient", "integrated_gradients", "latent_interpolation", "latent_projection", "latent_statistics",
     "latent_traversal", "manifold_grid", "occlusion", "params_from_mapping", "params_to_mapping",
-    "pose_perturbation", "precompute_projections", "randomisation_check", "rollout", "run_analyzer", "saliency",
+    "pose_perturbation", "precompute_projections", "randomisation_check", "reconstruct_with_offsets", "rollout",
+    "run_analyzer", "saliency",
     "smoothgrad", "to_record",
 ]

@@ -81,6 +81,22 @@ def pose_perturbation(model, spec, inputs: Inputs, params: PoseParams = PosePara
                           images=_np(images))
 
 
+def reconstruct_with_offsets(model, spec, inputs: Inputs, target: int, offsets) -> np.ndarray:
+    """The digit (28, 28) decoded from class capsule ``target`` of one input with ``offsets`` (16,) added to its pose.
+
+    Every other capsule is masked out, as in the paper's reconstructions (Sabour et al. 2017);
+    this is what the Capsules page's 16 pose sliders show.
+    """
+    device = next(model.parameters()).device
+    x = image_batch(inputs, spec, device)[:1]  # (1, 1, 28, 28)
+    shift = torch.as_tensor(np.asarray(offsets, dtype=np.float32), device=device)  # (16,)
+    with torch.no_grad():
+        poses = model(x).poses.clone()  # (1, 10, 16)
+        poses[0, target] += shift.to(poses.dtype)
+        image = model.reconstruct(poses, target)[0, 0]  # (28, 28)
+    return _np(image).astype(np.float32)
+
+
 def _perturbed(model, poses: torch.Tensor, target: int, offsets: torch.Tensor) -> torch.Tensor:
     """Decode one example's poses (10, 16) with each dim of capsule ``target`` shifted: (16, S, 28, 28)."""
     n_dim, S = poses.shape[1], offsets.shape[0]

@@ -2,9 +2,8 @@
 
 The analyzers decode perturbed poses one dimension at a time (``analyzers.pose_perturbation``);
 the sliders move all 16 dimensions at once, which needs one decoder call per slider position.
-This module does that call under the model's lock and caches it under our own key, like
-``app.compute.run`` does for analyzers. It is the only place where the Capsules page touches
-torch; it belongs in ``analyzers.capsules`` once that module offers it.
+This module runs :func:`analyzers.reconstruct_with_offsets` under the model's lock and caches
+it under our own key, like ``app.compute.run`` does for the other analyzers.
 """
 
 from __future__ import annotations
@@ -30,20 +29,15 @@ def reconstruction(model: str, pixels: np.ndarray, target: int, offsets: Sequenc
     key = cache.result_key(input_sha256=cache.array_sha256(np.asarray(pixels, dtype=np.float32)), model=model,
                            analysis="pose_reconstruction", params={"target": str(int(target)),
                                                                    "offsets": offsets_key(offsets)})
-    return cache.run_analysis(model, key, lambda m: _decode(m, pixels, int(target), offsets))
+    return cache.run_analysis(model, key, lambda m: _decode(m, model, pixels, int(target), offsets))
 
 
-def _decode(m: Any, pixels: np.ndarray, target: int, offsets: Sequence[float]) -> np.ndarray:
-    import torch
+def _decode(m: Any, name: str, pixels: np.ndarray, target: int, offsets: Sequence[float]) -> np.ndarray:
+    from analyzers import reconstruct_with_offsets
+    from model_zoo import get_spec
 
     from app.compute import image_batch
 
-    device = next(m.parameters()).device
-    x = image_batch(pixels).to(device)  # (1, 1, 28, 28)
-    with torch.no_grad():
-        poses = m(x).poses.clone()  # (1, 10, 16)
-        poses[0, target] += torch.tensor([float(o) for o in offsets], dtype=poses.dtype, device=device)
-        image = m.reconstruct(poses, target)[0, 0]  # (28, 28)
-    out = image.cpu().numpy().astype(np.float32)
+    out = reconstruct_with_offsets(m, get_spec(name), image_batch(pixels), target, offsets)
     out.flags.writeable = False
     return out

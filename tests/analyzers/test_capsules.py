@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import model_zoo
-from analyzers import CapsuleParams, PoseParams, capsule_routing, pose_perturbation
+from analyzers import CapsuleParams, PoseParams, capsule_routing, pose_perturbation, reconstruct_with_offsets
 
 from .conftest import untrained
 
@@ -57,3 +57,15 @@ def test_pose_perturbation_grid(capsnet, digits):
     poses = out.poses.clone()
     poses[:, 3, 6] += 0.25
     np.testing.assert_allclose(r.images[:, 6, 4], model.reconstruct(poses, 3)[:, 0].numpy(), atol=1e-6)
+
+
+def test_reconstruction_with_slider_offsets_matches_the_perturbation_grid(capsnet, digits):
+    spec, model = capsnet
+    grid = pose_perturbation(model, spec, digits[:1], PoseParams(steps=5, span=0.25, target=3))
+    still = reconstruct_with_offsets(model, spec, digits[:1], 3, np.zeros(16))
+    np.testing.assert_allclose(still, grid.images[0, 0, 2], atol=1e-6)  # no offset: the plain reconstruction
+    moved = np.zeros(16)
+    moved[6] = 0.25
+    shifted = reconstruct_with_offsets(model, spec, digits[:1], 3, moved)
+    np.testing.assert_allclose(shifted, grid.images[0, 6, 4], atol=1e-6)  # dim 6 at +0.25, as in the grid
+    assert shifted.shape == (28, 28) and shifted.dtype == np.float32 and not np.allclose(shifted, still)
