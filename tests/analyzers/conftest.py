@@ -43,15 +43,6 @@ def minilm() -> nn.Module:
     return model_zoo.load("minilm", "cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny batches gain nothing from intra-op threads, and on a shared CPU they wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def digits() -> torch.Tensor:
     """Four held-out digits (4, 1, 28, 28) in [0, 1]."""

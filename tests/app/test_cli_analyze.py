@@ -18,7 +18,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 from app import cli
@@ -71,14 +70,6 @@ def decoder_message(data: bytes) -> str:
 def analyze(*args: str, model: str = "vit-dot", analyzer: str = "integrated_gradients") -> list[str]:
     return ["analyze", "--model", model, "--analyzer", analyzer, *args]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two shared cores: one intra-op thread computes these tiny models faster than several that fight."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_in_process(argv: list[str], capsys) -> tuple[int, str, str]:

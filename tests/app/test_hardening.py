@@ -41,14 +41,6 @@ PIXELS[6:22, 12:16] = 1.0  # a rough "1"
 OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two shared cores: one intra-op thread computes these tiny models faster than several that fight."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(autouse=True)
 def zooscope_home(tmp_path, monkeypatch):
