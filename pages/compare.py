@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import charts, messages, session, state, views
-from app.state import MAX_COLUMNS, MIN_COLUMNS, Column, CompareView
+from app.state import MAX_COLUMNS, MIN_COLUMNS, CompareView
 
 st.title("Compare")
 bound = state.bind(CompareView)

@@ -7,20 +7,19 @@ and bad link parameters give an error above a page that still works.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import altair as alt
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.apptest import open_page
+
 from app import compute, explore_charts, explore_state, pose_decoder
 from app.explore_state import AttentionView, CapsuleView, LatentView, SynthesizerView
 from app.session import WidgetKeys
 from app.state import InputRef
 
-MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
-TIMEOUT = 240  # seconds per script run: a model's first run loads it and computes on CPU
 SENTENCES = {"a": "A cat sat on the mat.", "b": "A dog lay on the rug."}
 
 
@@ -166,22 +165,6 @@ def test_charts_are_built_once_per_result_object_and_never_for_another():
 
 
 # --------------------------------------------------------------------------- pages in AppTest
-
-
-@pytest.fixture(autouse=True)
-def zooscope_home(tmp_path, monkeypatch):
-    """Every test gets its own empty analysis store (and projection cache)."""
-    monkeypatch.setenv("ZOOSCOPE_HOME", str(tmp_path))
-    return tmp_path
-
-
-def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
-    """A fresh browser session that opens ``page`` with the URL query ``query``."""
-    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.run()
-    at.query_params = dict(query or {})
-    at.switch_page(f"../pages/{page}.py")
-    return at.run()
 
 
 def ok(at: AppTest) -> None:

@@ -22,19 +22,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFile
-from streamlit.testing.v1 import AppTest
 
 import analyzers
 from analyzers import IGParams, SaliencyParams
 from analyzers.run import hook_count
 from app import cache, compute, inputs
 from app.session import WidgetKeys
-from app.store import Store, StoreError
+from app.store import Store
+from tests.app.apptest import errors, numbers, open_page
 from tests.app.test_store import unprivileged  # root ignores permissions: the block runs as nobody
 
 ROOT = Path(__file__).resolve().parents[2]
-MAIN = ROOT / "app" / "main.py"
-TIMEOUT = 240  # seconds per AppTest run: the first run of a model loads it and computes on CPU
 FAST_IG = {"model": "vit-dot", "method": "integrated_gradients", "sample": "17", "n_steps": "16"}
 PIXELS = np.zeros((28, 28), dtype=np.float32)
 PIXELS[6:22, 12:16] = 1.0  # a rough "1"
@@ -43,31 +41,10 @@ OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total cap
 
 
 @pytest.fixture(autouse=True)
-def zooscope_home(tmp_path, monkeypatch):
-    """Every test gets its own empty analysis store and the default limits."""
-    monkeypatch.setenv("ZOOSCOPE_HOME", str(tmp_path))
+def default_limits(monkeypatch):
+    """Every test runs with the default time and cost limits."""
     monkeypatch.delenv(compute.TIMEOUT_ENV, raising=False)
     monkeypatch.delenv(compute.BUDGET_ENV, raising=False)
-    return tmp_path
-
-
-def open_page(page: str, query: dict | None = None) -> AppTest:
-    """A fresh browser session that opens ``page`` with the URL query ``query``."""
-    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.run()
-    at.query_params = dict(query or {})
-    if page != "home":
-        at.switch_page(f"../pages/{page}.py")
-    return at.run()
-
-
-def numbers(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def errors(at: AppTest) -> list[str]:
-    """The error boxes' text as people read it (messages escape Markdown with backslashes)."""
-    return [e.value.replace("\\", "") for e in at.error]
 
 
 def lock_is_free(name: str) -> bool:

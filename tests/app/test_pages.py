@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from tests.app.apptest import numbers, open_page
 
 from app import compute, navigation
 from app import share as share_module
 from model_zoo import get_spec
 from app.session import WidgetKeys
 
-MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
-TIMEOUT = 240  # seconds per script run: the first run of a model loads it and computes on CPU
 FAST_IG = {"model": "vit-dot", "method": "integrated_gradients", "sample": "17", "n_steps": "16"}
-
-
-@pytest.fixture(autouse=True)
-def zooscope_home(tmp_path, monkeypatch):
-    """Every test gets its own empty analysis store."""
-    monkeypatch.setenv("ZOOSCOPE_HOME", str(tmp_path))
-    return tmp_path
-
-
-def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
-    """A fresh browser session that opens ``page`` with the URL query ``query``."""
-    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
-    at.run()  # the entry point registers the pages
-    at.query_params = dict(query or {})
-    if page != "home":
-        at.switch_page(f"../pages/{page}.py")
-    return at.run()
-
-
-def numbers(at: AppTest) -> dict[str, str]:
-    """Every metric on the page, label -> displayed value."""
-    return {m.label: m.value for m in at.metric}
 
 
 def share(at: AppTest) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import random
 import sqlite3
@@ -12,8 +11,6 @@ import stat
 import string
 import tempfile
 import threading
-import time
-import zipfile
 from pathlib import Path
 
 import numpy as np

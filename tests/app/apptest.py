@@ -1,0 +1,30 @@
+"""Opening the app's pages in Streamlit's AppTest, shared by the page tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+TIMEOUT = 240  # seconds per script run: the first run of a model loads it and computes on CPU
+
+
+def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
+    """A fresh browser session that opens ``page`` with the URL query ``query``."""
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.run()  # the entry point registers the pages
+    at.query_params = dict(query or {})
+    if page != "home":
+        at.switch_page(f"../pages/{page}.py")
+    return at.run()
+
+
+def numbers(at: AppTest) -> dict[str, str]:
+    """Every metric on the page, label -> displayed value."""
+    return {m.label: m.value for m in at.metric}
+
+
+def errors(at: AppTest) -> list[str]:
+    """The error boxes' text as people read it (messages escape Markdown with backslashes)."""
+    return [e.value.replace("\\", "") for e in at.error]
