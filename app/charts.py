@@ -13,6 +13,7 @@ JSON / CSV / NPY / NPZ.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -164,7 +165,8 @@ def curves_chart(fractions: np.ndarray, curves: Mapping[str, np.ndarray], title:
 # --------------------------------------------------------------------------- showing
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A file-name-safe form of ``name``."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "chart"
 
 
@@ -203,27 +205,58 @@ def show(chart: alt.TopLevelMixin, name: str, *, data: pd.DataFrame | None = Non
 
 
 def save_menu(chart: alt.TopLevelMixin, name: str, *, data: pd.DataFrame | None = None, key: str = "") -> None:
-    """The chart's "Save" popover: SVG/PNG (with vl-convert), Vega-Lite JSON, data CSV (each made on click)."""
+    """The chart's "Save" popover: SVG/PNG (with vl-convert), Vega-Lite JSON, data CSV (each made on click).
+
+    The menu is drawn empty and fills in when it is opened, in a fragment of its own: opening it
+    reruns only the menu, and every other run of the page sends one button instead of five.
+    """
+    name_slug = slug(key or name)
+    lazy_popover("Save", f"save.{name_slug}", lambda: _save_buttons(chart, name_slug, data))
+
+
+def lazy_popover(label: str, key: str, fill: Callable[[], None]) -> None:
+    """A download popover whose contents ``fill()`` draws only while it is open.
+
+    It lives in a fragment of its own: opening it reruns only the popover, and every other run
+    of the page sends one button instead of the whole menu.
+    """
+    _lazy_fragment()(label, key, fill)
+
+
+@functools.cache
+def _lazy_fragment() -> Callable[..., None]:
     import streamlit as st
 
-    slug = _slug(key or name)
-    with st.popover("Save", icon=":material/download:"):
-        if _vl_convert() is not None:
-            st.download_button("SVG", lambda: chart_svg(chart), f"{slug}.svg", "image/svg+xml",
-                               key=f"dl.{slug}.svg", on_click="ignore")
-            st.download_button("PNG", lambda: chart_png(chart), f"{slug}.png", "image/png",
-                               key=f"dl.{slug}.png", on_click="ignore")
-        else:
-            st.caption("PNG: use the chart's toolbar (top right of the chart).")
-        st.download_button("Vega-Lite JSON", lambda: chart_json(chart), f"{slug}.vl.json", "application/json",
-                           key=f"dl.{slug}.vl", on_click="ignore")
-        table = data if data is not None else _chart_data(chart)
-        if table is not None:
-            st.download_button("Data (CSV)", lambda: table.to_csv(index=False), f"{slug}.csv", "text/csv",
-                               key=f"dl.{slug}.csv", on_click="ignore")
+    @st.fragment
+    def popover(label: str, key: str, fill: Callable[[], None]) -> None:
+        with st.popover(label, icon=":material/download:", key=key, on_change="rerun") as menu:
+            if menu.open:
+                fill()
+
+    return popover
 
 
-def _built_charts() -> Any:
+def _save_buttons(chart: alt.TopLevelMixin, name_slug: str, data: pd.DataFrame | None) -> None:
+    import streamlit as st
+
+    if _vl_convert() is not None:
+        st.download_button("SVG", lambda: chart_svg(chart), f"{name_slug}.svg", "image/svg+xml",
+                           key=f"dl.{name_slug}.svg", on_click="ignore")
+        st.download_button("PNG", lambda: chart_png(chart), f"{name_slug}.png", "image/png",
+                           key=f"dl.{name_slug}.png", on_click="ignore")
+    else:
+        st.caption("PNG: use the chart's toolbar (top right of the chart).")
+    st.download_button("Vega-Lite JSON", lambda: chart_json(chart), f"{name_slug}.vl.json", "application/json",
+                       key=f"dl.{name_slug}.vl", on_click="ignore")
+    table = data if data is not None else _chart_data(chart)
+    if table is not None:
+        st.download_button("Data (CSV)", lambda: table.to_csv(index=False), f"{name_slug}.csv", "text/csv",
+                           key=f"dl.{name_slug}.csv", on_click="ignore")
+
+
+@functools.cache
+def _built() -> Any:
+    """Charts built from cached results, shared by every session; each entry pins the result it was built from."""
     import streamlit as st
 
     from app import cache
@@ -235,38 +268,81 @@ def _built_charts() -> Any:
     return built()
 
 
-def show_once(owner: Any, build: Callable[[], alt.TopLevelMixin], name: str, *, key: str, variant: str = "") -> None:
-    """:func:`show` for a chart built from the (cached, immutable) result ``owner``: the chart and its
-    Vega-Lite spec are built once and reused on every rerun that shows the same result again (no
-    building, schema validation or Arrow conversion on a rerun). ``variant`` names whatever else the
-    chart depends on (a shared colour scale, a title)."""
+def built_once(owner: Any, key: str, build: Callable[[], Any]) -> Any:
+    """``build()`` for the result object ``owner`` (or a tuple of them) and ``key``, reused while shown again.
+
+    Results are cached and immutable, so a chart built from them never changes. The entry holds
+    the owners themselves, so an object id in the cache key cannot pass to another result.
+    """
+    owners = owner if isinstance(owner, tuple) else (owner,)
+    full = ",".join(str(id(o)) for o in owners) + f":{key}"
+    hit = _built().get(full)
+    if hit is not None and len(hit[0]) == len(owners) and all(a is b for a, b in zip(hit[0], owners)):
+        return hit[1]
+    value = build()
+    _built().put(full, (owners, value))
+    return value
+
+
+Built = alt.TopLevelMixin | tuple[alt.TopLevelMixin, pd.DataFrame | None]  # a chart, or one and its CSV table
+
+
+def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, variant: str = "",
+               select: str | None = None) -> Any:
+    """Draw the chart ``build()`` makes from result ``owner`` (optionally with its CSV table), with a Save menu.
+
+    The chart and its Vega-Lite spec are made once per result (:func:`built_once`); later runs
+    send that spec as it is, without building, validating and converting the chart again. With
+    ``select`` (a widget key), selections in the chart rerun the app and the selection is
+    returned (one entry per selection parameter); otherwise None. ``key`` names the chart's
+    files and widgets; ``variant`` names whatever else the chart depends on (a shared colour
+    scale, a title).
+    """
     import copy
 
     import streamlit as st
 
-    full = f"{id(owner)}:{key}:{variant}"  # the entry pins ``owner``, so its id cannot pass to another result
-    hit = _built_charts().get(full)
-    if hit is None or hit[0] is not owner:
-        chart = build()
-        hit = (owner, chart, _vega_spec(chart))
-        _built_charts().put(full, hit)
-    _, chart, spec = hit
+    chart, data, spec = built_once(owner, f"{key}:{variant}", lambda: _with_spec(build()))
+    events = {"on_select": "rerun", "key": f"chart.{select}"} if select else {}
     if spec is None:
-        st.altair_chart(chart, width="content")
+        event = st.altair_chart(chart, width="content", **events)
     else:
-        st.vega_lite_chart(copy.deepcopy(spec), width="content")
-    save_menu(chart, name, key=key)
+        event = st.vega_lite_chart(copy.deepcopy(spec), width="content", **events)
+    save_menu(chart, name, key=key, data=data)
+    return event.selection if select else None
 
 
-def _vega_spec(chart: alt.TopLevelMixin) -> dict[str, Any] | None:
-    """The spec ``st.altair_chart`` would send (data already Arrow), or None if this Streamlit lacks the converter."""
+def _with_spec(built: Built) -> tuple[alt.TopLevelMixin, pd.DataFrame | None, dict[str, Any] | None]:
+    chart, data = built if isinstance(built, tuple) else (built, None)
+    return chart, data, vega_spec(chart)
+
+
+def vega_spec(chart: alt.TopLevelMixin) -> dict[str, Any] | None:
+    """The chart as the Vega-Lite spec ``st.altair_chart`` sends (data as Arrow), or None.
+
+    Uses Streamlit's own converter, so the spec is what ``st.altair_chart`` would send, except
+    that the finished spec is not checked against the Vega-Lite JSON schema again: that check
+    costs more than building the chart, and every builder's output is validated by the tests.
+    Cell charts draw on one canvas instead of thousands of SVG nodes. None when this Streamlit
+    has no such converter (then charts are drawn the ordinary way).
+    """
+    import functools as ft
+
     from streamlit.elements import vega_charts
 
     convert = getattr(vega_charts, "_convert_altair_to_vega_lite_spec", None)
+    if convert is None:
+        return None
+    # Streamlit calls ``chart.to_dict()``; for this one conversion that means to_dict(validate=False).
+    vars(chart)["to_dict"] = ft.partial(type(chart).to_dict, chart, validate=False)
     try:
-        return convert(chart) if convert is not None else None
+        spec = convert(chart)
     except Exception:  # noqa: BLE001 - a changed private API only costs speed: draw the ordinary way
         return None
+    finally:
+        vars(chart).pop("to_dict", None)
+    spec.setdefault("usermeta", {}).setdefault("embedOptions", {}).setdefault("renderer", "canvas")
+    return spec
 
 
 def _chart_data(chart: alt.TopLevelMixin) -> pd.DataFrame | None:
@@ -298,25 +374,30 @@ def download_buttons(name: str, *, record: Mapping[str, Any] | None = None,
                      table: pd.DataFrame | None = None, key: str = "") -> None:
     """Download buttons in one "Download results" popover: JSON (metadata), CSV (a table), NPY (the main
     array), NPZ (all)."""
+    name_slug = slug(key or name)
+    lazy_popover("Download results", f"downloads.{name_slug}",
+                 lambda: _download_buttons(name_slug, record, arrays, main_array, table))
+
+
+def _download_buttons(name_slug: str, record: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray] | None,
+                      main_array: str | None, table: pd.DataFrame | None) -> None:
     import streamlit as st
 
-    slug = _slug(key or name)
-    # One popover instead of a row of buttons: fewer elements on screen, the same downloads.
-    row = st.popover("Download results", icon=":material/download:")
+    icon = ":material/download:"
     if record is not None:
-        row.download_button("JSON", lambda: json.dumps(record, indent=2, default=_json_default),
-                            f"{slug}.json", "application/json", key=f"dl.{slug}.json", on_click="ignore",
-                            icon=":material/download:")
+        st.download_button("JSON", lambda: json.dumps(record, indent=2, default=_json_default),
+                           f"{name_slug}.json", "application/json", key=f"dl.{name_slug}.json", on_click="ignore",
+                           icon=icon)
     if table is not None:
-        row.download_button("CSV", lambda: table.to_csv(index=False), f"{slug}.csv", "text/csv",
-                            key=f"dl.{slug}.table", on_click="ignore", icon=":material/download:")
+        st.download_button("CSV", lambda: table.to_csv(index=False), f"{name_slug}.csv", "text/csv",
+                           key=f"dl.{name_slug}.table", on_click="ignore", icon=icon)
     if arrays and main_array in arrays:
-        row.download_button("NPY", lambda: npy_bytes(arrays[main_array]), f"{slug}-{main_array.replace('/', '-')}.npy",
-                            "application/octet-stream", key=f"dl.{slug}.npy", on_click="ignore",
-                            icon=":material/download:")
+        st.download_button("NPY", lambda: npy_bytes(arrays[main_array]),
+                           f"{name_slug}-{main_array.replace('/', '-')}.npy", "application/octet-stream",
+                           key=f"dl.{name_slug}.npy", on_click="ignore", icon=icon)
     if arrays:
-        row.download_button("NPZ (all arrays)", lambda: npz_bytes(arrays), f"{slug}.npz", "application/octet-stream",
-                            key=f"dl.{slug}.npz", on_click="ignore", icon=":material/download:")
+        st.download_button("NPZ (all arrays)", lambda: npz_bytes(arrays), f"{name_slug}.npz",
+                           "application/octet-stream", key=f"dl.{name_slug}.npz", on_click="ignore", icon=icon)
 
 
 def _json_default(value: Any) -> Any:

@@ -8,8 +8,6 @@ sizes, and results that come either from a saved link or from the cache.
 
 from __future__ import annotations
 
-import copy
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,12 +23,9 @@ from app import explore_charts as ec
 # --------------------------------------------------------------------------- charts
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "chart"
-
-
-# One Save menu for every chart in the app (SVG/PNG/JSON lift Altair's 5,000-row guard).
+# One Save menu and one way to draw a chart built from a result, for every page.
 chart_json, chart_png, chart_svg, save_menu = charts.chart_json, charts.chart_png, charts.chart_svg, charts.save_menu
+built_once, show_built, vega_spec = charts.built_once, charts.show_built, charts.vega_spec
 
 
 def show(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | None = None) -> None:
@@ -39,76 +34,10 @@ def show(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | 
     save_menu(chart, name, key=key, data=data)
 
 
-@st.cache_resource(show_spinner=False)
-def _built() -> cache.ResultCache:
-    """Charts built from cached results, shared by every session; each entry pins the result it was built from."""
-    return cache.ResultCache(max_entries=128)
-
-
-def built_once(owner: Any, key: str, build: Callable[[], Any]) -> Any:
-    """``build()`` for the result object ``owner`` (or a tuple of them) and ``key``, reused while shown again.
-
-    Results are cached and immutable, so a chart built from them never changes. The entry holds
-    the owners themselves, so an object id in the cache key cannot pass to another result.
-    """
-    owners = owner if isinstance(owner, tuple) else (owner,)
-    full = ",".join(str(id(o)) for o in owners) + f":{key}"
-    hit = _built().get(full)
-    if hit is not None and len(hit[0]) == len(owners) and all(a is b for a, b in zip(hit[0], owners)):
-        return hit[1]
-    value = build()
-    _built().put(full, (owners, value))
-    return value
-
-
-Built = tuple[alt.TopLevelMixin, pd.DataFrame | None]  # a chart and the table its CSV download holds
-
-
-def vega_spec(chart: alt.TopLevelMixin) -> dict[str, Any] | None:
-    """The chart as the Vega-Lite spec Streamlit sends (its data already Arrow bytes), or None.
-
-    Uses Streamlit's own converter, so the spec is exactly what ``st.altair_chart`` would send;
-    None when this Streamlit has no such converter (then charts are drawn the ordinary way).
-    """
-    from streamlit.elements import vega_charts
-
-    convert = getattr(vega_charts, "_convert_altair_to_vega_lite_spec", None)
-    try:
-        spec = convert(chart) if convert is not None else None
-    except Exception:  # noqa: BLE001 - a changed private API only costs speed: draw the ordinary way
-        return None
-    if spec is not None:  # one canvas instead of thousands of SVG nodes: redraws in a fraction of the time
-        spec.setdefault("usermeta", {}).setdefault("embedOptions", {}).setdefault("renderer", "canvas")
-    return spec
-
-
-def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, select: str | None = None) -> Any:
-    """Draw the chart and CSV table that ``build()`` makes from result ``owner``, built once (:func:`built_once`).
-
-    The chart is also converted to its Vega-Lite spec once; later runs send that spec as it is,
-    without building, validating and converting the chart again. With ``select`` (a widget key),
-    selections in the chart rerun the app and the selection is returned (one entry per
-    selection parameter); otherwise None.
-    """
-    chart, data, spec = built_once(owner, key, lambda: _with_spec(build()))
-    events = {"on_select": "rerun", "key": f"chart.{select}"} if select else {}
-    if spec is None:
-        event = st.altair_chart(chart, width="content", **events)
-    else:
-        event = st.vega_lite_chart(copy.deepcopy(spec), width="content", **events)
-    save_menu(chart, name, key=key, data=data)
-    return event.selection if select else None
-
-
-def _with_spec(built: Built) -> tuple[alt.TopLevelMixin, pd.DataFrame | None, dict[str, Any] | None]:
-    chart, data = built
-    return chart, data, vega_spec(chart)
-
-
 def picture(image: np.ndarray, caption: str, *, key: str, width: int | None = None) -> None:
     """A uint8 picture (a mosaic of digits) with a PNG download."""
     st.image(image, caption=caption, width=width or int(image.shape[1]), output_format="PNG")
-    slug = _slug(key)
+    slug = charts.slug(key)
     st.download_button("PNG", lambda: ec.png_bytes(image), f"{slug}.png", "image/png", key=f"dl.{slug}.picture",
                        on_click="ignore", icon=":material/download:")
 

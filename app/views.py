@@ -257,30 +257,28 @@ def attribution_heatmap(result: Any, *, vmax: float | None = None, title: str = 
     """The signed attribution over the input, with a save menu."""
     pixels = np.asarray(result.inputs[i]).reshape(28, 28)
     attr = np.asarray(result.attributions[i]).reshape(28, 28)
-    charts.show_once(result, lambda: charts.attribution_chart(pixels, attr, vmax, title=title), title,
-                     key=key, variant=f"{i}:{vmax}:{title}")
+    charts.show_built(result, key, title, lambda: charts.attribution_chart(pixels, attr, vmax, title=title),
+                      variant=f"{i}:{vmax}:{title}")
 
 
 def class_scores(result: Any, i: int = 0, key: str = "scores") -> None:
     """The class scores (or latent means) as bars, the prediction highlighted."""
     pred = int(result.predictions[i])
-    charts.show_once(result, lambda: charts.scores_chart(result.labels, result.scores[i], pred if pred >= 0 else None,
-                                                         "score"), "Class scores", key=key, variant=str(i))
+    charts.show_built(result, key, "Class scores", lambda: charts.scores_chart(
+        result.labels, result.scores[i], pred if pred >= 0 else None, "score"), variant=str(i))
 
 
 def curves(result: Any, i: int = 0, key: str = "curves") -> None:
     """Deletion and insertion curves with their areas, against random orderings."""
     left, right = st.columns(2)
     with left:
-        charts.show_once(result, lambda: charts.curves_chart(
+        charts.show_built(result, f"{key}-deletion", "Deletion curve", lambda: charts.curves_chart(
             result.fractions, {"deletion": result.deletion[i], "random deletion": result.random_deletion[i]},
-            title=f"Deletion (AUC {result.deletion_auc[i]:.3f}, lower is better)"), "Deletion curve",
-            key=f"{key}-deletion", variant=str(i))
+            title=f"Deletion (AUC {result.deletion_auc[i]:.3f}, lower is better)"), variant=str(i))
     with right:
-        charts.show_once(result, lambda: charts.curves_chart(
+        charts.show_built(result, f"{key}-insertion", "Insertion curve", lambda: charts.curves_chart(
             result.fractions, {"insertion": result.insertion[i], "random insertion": result.random_insertion[i]},
-            title=f"Insertion (AUC {result.insertion_auc[i]:.3f}, higher is better)"), "Insertion curve",
-            key=f"{key}-insertion", variant=str(i))
+            title=f"Insertion (AUC {result.insertion_auc[i]:.3f}, higher is better)"), variant=str(i))
 
 
 def downloads(name: str, results: Mapping[str, Any], key: str, *, main: str | None = None,

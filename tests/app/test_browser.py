@@ -197,3 +197,46 @@ def test_upload_predict_share_and_reopen_in_a_new_context(server, browser, tmp_p
         page.screenshot(path=str(ARTIFACTS / "attribution-reopened.png"), full_page=True)
     finally:
         fresh.close()
+
+
+def _download(page, menu: str, button: str, nth: int = 0) -> tuple[str, bytes]:
+    """Open the ``nth`` popover labelled ``menu``, click ``button`` in it; the file's name and bytes."""
+    page.get_by_role("button", name=menu, exact=True).nth(nth).click()
+    item = page.get_by_role("button", name=button, exact=True)
+    item.wait_for()  # the menu fills in when it opens
+    with page.expect_download() as info:
+        item.click()
+    download = info.value
+    data = Path(download.path()).read_bytes()
+    page.keyboard.press("Escape")
+    item.wait_for(state="hidden")
+    return download.suggested_filename, data
+
+
+def test_save_menus_and_result_downloads_give_the_files_they_name(server, browser):
+    import json
+
+    context, page = _new_page(browser)
+    try:
+        page.goto(f"{server}/attribution?model=vit-dot&method=integrated_gradients&n_steps=16&sample=7")
+        _settle(page)
+        assert page.get_by_role("button", name="SVG", exact=True).count() == 0, "closed menus hold no buttons"
+        name, svg = _download(page, "Save", "SVG")
+        assert name.endswith(".svg") and svg.lstrip().startswith(b"<svg")
+        name, png = _download(page, "Save", "PNG")
+        assert name.endswith(".png") and png.startswith(b"\x89PNG")
+        name, spec = _download(page, "Save", "Vega-Lite JSON")
+        assert json.loads(spec)["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+        name, csv = _download(page, "Save", "Data (CSV)")
+        header = csv.decode().splitlines()[0].split(",")
+        assert {"row", "col", "attribution"} <= set(header), header
+        assert len(csv.decode().splitlines()) == 28 * 28 + 1
+
+        name, npz = _download(page, "Download results", "NPZ (all arrays)")
+        arrays = np.load(io.BytesIO(npz))
+        assert arrays["attribution__attributions"].reshape(-1).shape == (784,)
+        name, record = _download(page, "Download results", "JSON")
+        assert json.loads(record)["attribution"]["record"], "the JSON download holds the result's metadata"
+        _no_exception(page)
+    finally:
+        context.close()
