@@ -9,6 +9,7 @@ the per-head input-dependence over a fixed set of held-out digits, and the mixtu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +127,51 @@ def layer_and_head(keys: session.WidgetKeys, seed: Any, attentions: np.ndarray, 
     layer = ev.index_picker(keys, "layer", "layer", seed.layer, L, opened=opened, host=left)
     head = ev.index_picker(keys, "head", "head", seed.head, H, opened=opened, host=right)
     return layer, head
+
+
+def seed_layer_and_head(keys: session.WidgetKeys, seed: Any, attentions: np.ndarray, opened: bool) -> None:
+    """Seed the layer and head pickers from the view (on a full run), reporting a link's index that does not exist.
+
+    The pickers themselves are drawn by :func:`attention_panel`, which reruns on its own when
+    one of them changes; seeding here keeps a fragment rerun from resetting them to the link's.
+    """
+    L, _, H = attentions.shape[:3]
+    for name, value, count in (("layer", seed.layer, L), ("head", seed.head, H)):
+        if opened and not 0 <= value < count:
+            messages.error(f"This model has no {name} {value} (it has 0 to {count - 1}); showing {name} 0.")
+        keys.key(name, value, list(range(count)))
+
+
+@st.fragment
+def attention_panel(bound: Any, view: AttentionView, source: AttentionInput, results: dict[str, Any]) -> None:
+    """The layer and head pickers and everything drawn for them, the downloads and Share.
+
+    A fragment: choosing another layer or head reruns only this part of the page (the inputs,
+    the model and the cached attention maps stay as they are). Call :func:`seed_layer_and_head`
+    first in the same run.
+    """
+    from app import state
+
+    keys = session.WidgetKeys(AttentionView.PAGE)  # seeded by the full run: never re-seeded here
+    result = results["attention"]
+    L, _, H = result.attentions.shape[:3]
+    left, right = st.columns(2)
+    layer = left.selectbox("Layer", list(range(L)), key=keys.key("layer", 0, list(range(L))))
+    head = right.selectbox("Head", list(range(H)), key=keys.key("head", 0, list(range(H))))
+    view = state.settle(bound, dataclasses.replace(view, layer=layer, head=head))
+    state.publish(view)
+    if source.is_text:
+        text_attention(result, layer, head, keys)
+        if "similarity" in results:
+            similarity(results["similarity"])
+    else:
+        image_attention(result, layer, head)
+    ev.downloads(f"attention-{view.model}", results, main="attention/attentions",
+                 table=attention_table(results, layer, head), key="attention")
+    inputs = {} if source.is_text else {"pixels": source.pixels}
+    view = views.share_button(view, title=f"Attention · {view.model} · {source.label}", inputs=inputs,
+                              results=results, models=(view.model,))
+    state.publish(view)
 
 
 # --------------------------------------------------------------------------- attention: panels

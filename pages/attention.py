@@ -1,11 +1,9 @@
 """Attention: maps per layer and head, rollout over the digit; for text models, two sentences and their similarity."""
 
-import dataclasses
-
 import streamlit as st
 
 from app import attention_views as av
-from app import explore_state, explore_views, messages, session, state, views
+from app import explore_state, explore_views, messages, session, state
 from app.explore_state import AttentionView
 
 st.title("Attention")
@@ -26,19 +24,5 @@ if source is not None:
     with output:
         results = av.attention_results(view, source, params)
         if results:
-            result = results["attention"]
-            layer, head = av.layer_and_head(keys, seed, result.attentions, bound.opened)
-            view = state.settle(bound, dataclasses.replace(view, layer=layer, head=head))
-            state.publish(view)
-            if source.is_text:
-                av.text_attention(result, layer, head, keys)
-                if "similarity" in results:
-                    av.similarity(results["similarity"])
-            else:
-                av.image_attention(result, layer, head)
-            explore_views.downloads(f"attention-{model}", results, main="attention/attentions",
-                                    table=av.attention_table(results, layer, head), key="attention")
-            inputs = {} if source.is_text else {"pixels": source.pixels}
-            view = views.share_button(view, title=f"Attention · {model} · {source.label}", inputs=inputs,
-                                      results=results, models=(model,))
-            state.publish(view)
+            av.seed_layer_and_head(keys, seed, results["attention"].attentions, bound.opened)
+            av.attention_panel(bound, view, source, results)
