@@ -18,6 +18,7 @@ All of them are :class:`AnalysisError`: a message for people, never a traceback.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -44,6 +45,27 @@ BATCH_FIELDS = ("internal_batch_size", "perturbations_per_eval")  # halved on ou
 
 class AnalysisError(Exception):
     """An analysis could not run; the message is for people (what was wrong, what to do)."""
+
+
+class NotCached(Exception):
+    """Raised by :func:`run` inside :func:`cache_only` when the result has not been computed yet."""
+
+
+_CACHE_ONLY = contextvars.ContextVar("zooscope_cache_only", default=False)
+
+
+@contextmanager
+def cache_only() -> Iterator[None]:
+    """Within this block :func:`run` returns cached results only and raises :class:`NotCached` otherwise.
+
+    Lets a page show a result it already has without a spinner (which costs a thread and two
+    messages per run); only work that really runs gets one.
+    """
+    token = _CACHE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHE_ONLY.reset(token)
 
 
 class AnalysisTimeout(AnalysisError):
@@ -309,9 +331,14 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
         check_budget(analyzer, model, params, inputs)
         key = cache.result_key(input_sha256=input_sha256(inputs), model=model, analysis=analyzer,
                                params=params_to_mapping(params), extra={"depends_on": depends_on})
+        if _CACHE_ONLY.get():
+            hit = cache.results().get(key)
+            if hit is None:
+                raise NotCached(key)
+            return hit
         return cache.run_analysis(model, key, lambda m: _guarded(analyzer, model, m, spec, inputs, params, what,
                                                                  kwargs))
-    except AnalysisError:
+    except (AnalysisError, NotCached):
         raise
     except ParamError as e:
         raise AnalysisError(f"{e}") from None

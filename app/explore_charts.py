@@ -15,19 +15,16 @@ put several maps side by side take a shared ``vmax`` so that they compare honest
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from altair.utils.schemapi import debug_mode
-
-from app.charts import PAD, grid_frame
+from app.charts import PAD, grid_frame, picture_layer
+from app.charts import built_fast as _built_fast
 
 SEQUENTIAL = "viridis"  # attention weights, routing coefficients: 0 .. max
 OVERLAY = "inferno"  # heat drawn over a digit
@@ -36,22 +33,6 @@ CATEGORY = "tableau10"  # digit classes
 MAP_SIZE = 240  # px, side of a single attention map
 SMALL = 64  # px, side of a map in a small-multiples grid
 CLS = "CLS"
-
-
-F = TypeVar("F", bound=Callable)
-
-
-def _built_fast(builder: F) -> F:
-    """Build without Altair's validation of every intermediate object (its "debug mode").
-
-    The finished chart is still validated once when it is drawn (``to_dict``); skipping the
-    per-object checks makes building the larger charts several times faster.
-    """
-    @functools.wraps(builder)
-    def build(*args, **kwargs):
-        with debug_mode(False):
-            return builder(*args, **kwargs)
-    return build  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- cells
@@ -253,8 +234,7 @@ def overlay_chart(pixels: np.ndarray, heat: np.ndarray, title: str = "", vmax: f
     df["weight"] = np.asarray(heat, dtype=np.float64).ravel()
     h, w = np.shape(pixels)
     base = alt.Chart(df, title=title)
-    under = _cells(base.mark_rect(), h, w).encode(
-        color=alt.Color("pixel:Q", scale=alt.Scale(domain=[0, 1], range=["#000000", "#b0b0b0"]), legend=None))
+    under = picture_layer(pixels, fit(size, w), fit(size, h), top=0xb0 / 255)
     over = _cells(base.mark_rect(), h, w, opaque=False).encode(
         color=alt.Color("weight:Q", title=value_name, scale=alt.Scale(scheme=OVERLAY, domain=[vmin, vmax], clamp=True),
                         legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
@@ -263,8 +243,7 @@ def overlay_chart(pixels: np.ndarray, heat: np.ndarray, title: str = "", vmax: f
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f"),
                  alt.Tooltip("weight:Q", title=value_name, format=".4f")],
     )
-    return alt.layer(under, over).resolve_scale(color="independent").properties(
-        width=fit(size, w), height=fit(size, h), autosize=PAD)
+    return alt.layer(under, over).properties(width=fit(size, w), height=fit(size, h), autosize=PAD)
 
 
 def stat_frame(stats: Mapping[str, np.ndarray], value_name: str) -> pd.DataFrame:

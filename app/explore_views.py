@@ -119,12 +119,11 @@ def results_for(link: str | None, compute: Callable[[], dict[str, Any] | None]) 
 
 
 def attempt(description: str, work: Callable[[], Any]) -> tuple[Any | None, str | None]:
-    """Run ``work()`` under a spinner: (result, None), or (None, the reason it could not run)."""
+    """``work()`` as :func:`views.with_spinner` runs it: (result, None), or (None, the reason it could not run)."""
     from app.compute import AnalysisError
 
     try:
-        with st.spinner(description, show_time=True):
-            return work(), None
+        return views.with_spinner(description, work), None
     except AnalysisError as e:
         return None, str(e)
 

@@ -179,13 +179,31 @@ def _show_upload(decoded: Any, name: str) -> None:
 # --------------------------------------------------------------------------- computing
 
 
+def with_spinner(description: str, work: Any) -> Any:
+    """``work()`` (which calls ``compute.run``): its cached result at once, else run under a spinner.
+
+    Only work that really runs gets a spinner (each costs a thread and two messages).
+
+    Raises:
+        AnalysisError: the analysis could not run (the message is for people).
+    """
+    from app.compute import NotCached, cache_only
+
+    try:
+        with cache_only():
+            return work()
+    except NotCached:
+        pass
+    with st.spinner(description, show_time=True):
+        return work()
+
+
 def computed(description: str, work: Any) -> Any | None:
-    """Run ``work()`` under a spinner; show an analysis error as a message and return None."""
+    """:func:`with_spinner`, an analysis error shown as a message (and None returned)."""
     from app.compute import AnalysisError
 
     try:
-        with st.spinner(description, show_time=True):
-            return work()
+        return with_spinner(description, work)
     except AnalysisError as e:
         messages.error(str(e))
         return None

@@ -55,6 +55,18 @@ def test_a_cached_result_is_returned_without_running_again(monkeypatch):
     assert compute.run("integrated_gradients", "vit-dot", params, PIXELS) is first
 
 
+def test_cache_only_returns_what_is_cached_and_computes_nothing(monkeypatch):
+    params = IGParams(n_steps=11)
+    first = compute.run("integrated_gradients", "vit-dot", params, PIXELS)
+    monkeypatch.setattr(cache, "using_model", lambda name: pytest.fail("computed inside cache_only"))
+    with compute.cache_only():
+        assert compute.run("integrated_gradients", "vit-dot", params, PIXELS) is first
+        with pytest.raises(compute.NotCached):
+            compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=12), PIXELS)
+    monkeypatch.undo()
+    assert compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=12), PIXELS) is not first
+
+
 def test_failures_become_messages_for_people():
     with pytest.raises(compute.AnalysisError, match="unknown model"):
         compute.run("integrated_gradients", "resnet", IGParams(), PIXELS)

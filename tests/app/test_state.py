@@ -217,3 +217,24 @@ def test_charts_export_as_svg_and_png_when_vl_convert_is_installed():
     chart = charts.attribution_chart(np.zeros((28, 28)), np.ones((28, 28)))
     assert charts.chart_svg(chart).startswith(b"<svg")
     assert charts.chart_png(chart).startswith(b"\x89PNG")
+
+
+def test_vega_spec_is_what_streamlit_sends_without_validating_again():
+    from streamlit.elements import vega_charts
+
+    chart = charts.attribution_chart(np.zeros((28, 28)), np.linspace(-1, 1, 784).reshape(28, 28))
+    spec = charts.vega_spec(chart)
+    assert spec == vega_charts._convert_altair_to_vega_lite_spec(chart)
+    assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
+    assert "to_dict" not in vars(chart), "the chart validates as before once converted"
+
+    import altair as alt
+    import pandas as pd
+
+    from altair.utils.schemapi import debug_mode
+
+    with debug_mode(False):  # a chart with a mistake the schema check would catch
+        broken = alt.Chart(pd.DataFrame({"a": [1]}), width="very wide").mark_point().encode(x="a:Q")
+    assert charts.vega_spec(broken) is not None, "the spec is made without the schema check"
+    with pytest.raises(Exception, match="width"):
+        broken.to_dict()
