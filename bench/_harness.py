@@ -79,6 +79,9 @@ _RENDERED_JS = """
 }
 """
 
+# Resolves once the page's main thread has an idle period (or after 5 s at most).
+_IDLE_JS = "() => new Promise(r => requestIdleCallback(() => r(true), {timeout: 5000}))"
+
 _TWO_FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
 CHART = '[data-testid="stMain"] [data-testid="stVegaLiteChart"]'
@@ -474,8 +477,10 @@ async def open_rendered(page: Any, tracker: RunTracker, url: str, target: Target
 
 async def settle(page: Any, tracker: RunTracker, since: int | None = None,
                  timeout: float = RENDER_TIMEOUT_S) -> None:
-    """Wait until no script run is going on: the run after frame ``since`` (if given) and the
-    latest run started have finished, and no new run starts for 0.3 s."""
+    """Wait until no script run is going on and the page is idle: the run after frame ``since``
+    (if given) and the latest run started have finished, no new run starts for 0.3 s, and the
+    browser has finished drawing (its main thread reached an idle period), so that the next
+    timed action does not also pay for what the previous one left to draw."""
     if since is not None:
         await wait_run_end(page, tracker, since, timeout)
     while True:
@@ -484,6 +489,7 @@ async def settle(page: Any, tracker: RunTracker, since: int | None = None,
         last = tracker.count
         await asyncio.sleep(0.3)
         if not any(f.kind == "run_start" for f in tracker.frames[last:]):
+            await page.evaluate(_IDLE_JS)
             return
 
 
