@@ -188,6 +188,7 @@ def parameter_count(name: str) -> int:
 # --------------------------------------------------------------------------- start-up warm-up
 
 WARM_MODELS = ("vit-dot",)  # the default model of the Attribution page (and of Home's gallery)
+WARM_LATER = ("vae-16d", "vae-2d")  # loaded after that: the Latent space page's models (small, fast to load)
 WARM_ENV = "ZOOSCOPE_WARMUP"  # "0" turns the warm-up off
 _warm_lock = threading.Lock()
 _warm_thread: threading.Thread | None = None
@@ -247,6 +248,11 @@ def _warm(models: tuple[str, ...]) -> None:
         charts.attribution_chart(zeros, zeros).to_dict()  # altair's schema validation, compiled once
         charts.scores_chart([str(i) for i in range(10)], np.zeros(10)).to_dict()
 
+    def latent_tooltips() -> None:
+        from app import latent_views
+
+        latent_views.heldout_uris()  # the scatter's 1,000 digit pictures, made once per process
+
     def ig(name: str) -> None:
         from analyzers import IGParams
         from app import compute
@@ -261,7 +267,13 @@ def _warm(models: tuple[str, ...]) -> None:
             step(f"load {name}", lambda name=name: loaded_model(name))
             step(f"IG {name}", lambda name=name: ig(name))
         step("charts", chart)
-    log.info("warm-up done: %s", ", ".join(f"{k} {v:.2f} s" for k, v in warm_seconds.items()))
+        for name in WARM_LATER:
+            step(f"load {name}", lambda name=name: loaded_model(name))
+        step("latent tooltips", latent_tooltips)
+    import sys
+
+    print("zooscope: warm-up done: " + ", ".join(f"{k} {v:.2f} s" for k, v in warm_seconds.items()),
+          file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -146,7 +146,7 @@ def _draw(name: str, results: dict[str, Any], view: LatentView, picked: Any) -> 
 
 
 @st.cache_resource(show_spinner=False)
-def _heldout_uris() -> tuple[str, ...]:
+def heldout_uris() -> tuple[str, ...]:
     """Every held-out digit as a small PNG data URI, for the scatter's image tooltips (once per process)."""
     x = cache.heldout_split().x_heldout.astype(np.float32) / 255.0
     return tuple(ec.digit_uri(d) for d in x)
@@ -170,7 +170,7 @@ def scatter(results: dict[str, Any], view: LatentView, marked: list[int]) -> Non
     d = proj.mu.shape[1]
     names = ("z₀", "z₁") if proj.method == "identity" else (f"{METHOD_LABELS[proj.method]} 1",
                                                              f"{METHOD_LABELS[proj.method]} 2")
-    uris = _heldout_uris() if len(proj.coords) == len(_heldout_uris()) else None
+    uris = heldout_uris() if len(proj.coords) == len(heldout_uris()) else None
     title = f"{len(proj.coords):,} held-out digits, {d}-D posterior means" + (
         "" if proj.method == "identity" else f" through {METHOD_LABELS[proj.method]}")
     st.caption("Hover for the digit, click a point to show it, drag a box to show every digit inside "

@@ -42,6 +42,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 120.0
+WARM_DONE = "zooscope: warm-up done"  # what the server logs when its start-up warm-up has finished
 RENDER_TIMEOUT_S = 180.0
 VIEWPORT = {"width": 1400, "height": 1800}
 
@@ -227,6 +228,15 @@ class Server:
                 return r.read().strip() == b"ok"
         except OSError:
             return False
+
+    async def wait_warm(self, timeout: float = START_TIMEOUT_S) -> float:
+        """Wait until the server's log says its start-up warm-up is done; seconds since start."""
+        deadline = time.perf_counter() + timeout
+        while WARM_DONE not in self.tail(200_000):
+            if time.perf_counter() > deadline:
+                raise BenchError(f"no {WARM_DONE!r} in the server log within {timeout:.0f} s")
+            await asyncio.sleep(0.1)
+        return time.perf_counter() - self.started_at
 
     def rss(self) -> int:
         """Resident memory of the server's process tree in bytes."""
@@ -449,6 +459,12 @@ async def wait_rendered(page: Any, tracker: RunTracker, since: int, target: Targ
 async def wait_run_end(page: Any, tracker: RunTracker, since: int, timeout: float = RENDER_TIMEOUT_S) -> float:
     """Wait until the first run after frame ``since`` finished and the page shows it; return the time."""
     return await wait_rendered(page, tracker, since, RUN_END, timeout)
+
+
+async def new_tab(context: Any) -> tuple[Any, RunTracker]:
+    """Another tracked page in ``context``: its HTTP cache is shared, its Streamlit session is new."""
+    page = await context.new_page()
+    return page, RunTracker().attach(page)
 
 
 async def new_page(browser: Any) -> tuple[Any, Any, RunTracker]:

@@ -72,3 +72,16 @@ def test_failures_become_messages_for_people():
         compute.run("integrated_gradients", "resnet", IGParams(), PIXELS)
     with pytest.raises(compute.AnalysisError, match="target"):
         compute.run("integrated_gradients", "vit-dot", IGParams(target=500), PIXELS)
+
+
+def test_the_warm_up_prepares_the_default_and_latent_pages_without_failing(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="app.cache"):
+        cache._warm(("vit-dot",))
+    assert not [r for r in caplog.records if "warm-up step" in r.getMessage()], caplog.text
+    for step in ("imports", "load vit-dot", "IG vit-dot", "load vae-16d", "load vae-2d", "latent tooltips"):
+        assert step in cache.warm_seconds, step
+    from app import latent_views
+
+    assert len(latent_views.heldout_uris()) == len(cache.heldout_split().y_heldout)
