@@ -36,10 +36,6 @@ def server_flags(host: str, port: int) -> list[str]:
         "client.toolbarMode": "viewer",
         "client.showErrorDetails": "none",
         "runner.magicEnabled": "false",
-        # Streamlit's default is a full gc.collect(2) after every script run: with torch,
-        # transformers and the models in the heap that holds the GIL for ~0.15 s, while the
-        # run's charts wait to be sent. Python's own generational collector still runs.
-        "runner.postScriptGC": "false",
         "global.developmentMode": "false",
         "theme.base": "light",
     }

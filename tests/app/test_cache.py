@@ -85,3 +85,21 @@ def test_the_warm_up_prepares_the_default_and_latent_pages_without_failing(caplo
     from app import latent_views
 
     assert len(latent_views.heldout_uris()) == len(cache.heldout_split().y_heldout)
+
+
+def test_freezing_the_long_lived_heap_collects_garbage_first():
+    import gc
+    import weakref
+
+    class Cycle:
+        pass
+
+    garbage = Cycle()
+    garbage.me = garbage  # only the cyclic collector can free this
+    ref = weakref.ref(garbage)
+    del garbage
+    kept = cache.loaded_model("vit-dot")
+    cache.freeze_long_lived()
+    assert ref() is None, "garbage was frozen instead of collected"
+    assert gc.get_freeze_count() > 0
+    assert cache.loaded_model("vit-dot") is kept
