@@ -203,7 +203,8 @@ def _download(page, menu: str, button: str, nth: int = 0) -> tuple[str, bytes]:
     """Open the ``nth`` popover labelled ``menu``, click ``button`` in it; the file's name and bytes."""
     page.get_by_role("button", name=menu, exact=True).nth(nth).click()
     item = page.get_by_role("button", name=button, exact=True)
-    item.wait_for()  # the menu fills in when it opens
+    item.wait_for()  # the menu fills in when it opens (a rerun of the menu's fragment)
+    _settle(page, quiet_s=0.5)
     with page.expect_download() as info:
         item.click()
     download = info.value
