@@ -243,7 +243,9 @@ def overlay_chart(pixels: np.ndarray, heat: np.ndarray, title: str = "", vmax: f
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f"),
                  alt.Tooltip("weight:Q", title=value_name, format=".4f")],
     )
-    return alt.layer(under, over).properties(width=fit(size, w), height=fit(size, h), autosize=PAD)
+    # Opacity's (hidden) legend resolved on its own, so the colour legend stays a gradient.
+    return alt.layer(under, over).resolve_legend(opacity="independent").properties(
+        width=fit(size, w), height=fit(size, h), autosize=PAD)
 
 
 def stat_frame(stats: Mapping[str, np.ndarray], value_name: str) -> pd.DataFrame:

@@ -123,6 +123,17 @@ def test_chart_builders_make_valid_vega_lite_with_tooltips():
         assert "tooltip" in str(_valid(chart))
 
 
+def test_heat_over_a_digit_keeps_a_colour_gradient_legend():
+    vlc = pytest.importorskip("vl_convert")
+    from app import charts
+
+    rng = np.random.default_rng(1)
+    for chart in (explore_charts.overlay_chart(rng.random((28, 28)), rng.random((28, 28))),
+                  charts.attribution_chart(rng.random((28, 28)), rng.normal(size=(28, 28)))):
+        legends = vlc.vegalite_to_vega(_valid(chart))["legends"]
+        assert len(legends) == 1 and "opacity" not in legends[0], "opacity merged in: the legend became symbols"
+
+
 def test_big_charts_export_as_json_svg_and_png():
     from app import explore_views
 
