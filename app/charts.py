@@ -84,7 +84,7 @@ def _axes(shape: tuple[int, ...], overlap: bool = True) -> dict[str, Any]:
     } | {"_end": end}
 
 
-def _cells(chart: alt.Chart, shape: tuple[int, ...], overlap: bool = True) -> alt.Chart:
+def cells(chart: alt.Chart, shape: tuple[int, ...], overlap: bool = True) -> alt.Chart:
     """Encode a rect chart on the cell grid of an array of ``shape``."""
     enc = _axes(shape, overlap)
     end = enc.pop("_end")
@@ -122,7 +122,7 @@ def picture_layer(pixels: np.ndarray, width: int, height: int, top: float) -> al
 def image_chart(pixels: np.ndarray, title: str = "Input", size: int = IMAGE_SIZE) -> alt.Chart:
     """A grayscale image (H, W) in [0, 1] as a heatmap: white strokes on black, like MNIST."""
     df = grid_frame(pixels, "pixel")
-    return _cells(alt.Chart(df, title=title).mark_rect(), np.shape(pixels)).encode(
+    return cells(alt.Chart(df, title=title).mark_rect(), np.shape(pixels)).encode(
         color=alt.Color("pixel:Q", scale=alt.Scale(domain=[0, 1], range=["black", "white"]), legend=None),
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f")],
     ).properties(width=size, height=size, autosize=PAD, usermeta=CANVAS)
@@ -143,7 +143,7 @@ def attribution_chart(pixels: np.ndarray, attribution: np.ndarray, vmax: float |
     df["magnitude"] = df["attribution"].abs()
     base = alt.Chart(df, title=title)
     under = picture_layer(pixels, size, size, top=0x9a / 255)
-    over = _cells(base.mark_rect(), np.shape(pixels), overlap=False).encode(
+    over = cells(base.mark_rect(), np.shape(pixels), overlap=False).encode(
         color=alt.Color("attribution:Q", title="attribution",
                         scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-vmax, vmax], domainMid=0, clamp=True),
                         legend=alt.Legend(orient="bottom", gradientLength=size - 20, format=".2g")),
@@ -161,7 +161,7 @@ def heatmap_chart(values: np.ndarray, title: str = "", scheme: str = "viridis", 
     """Any (H, W) array as a heatmap with a colour legend and tooltips (row, col, value)."""
     df = grid_frame(values, value_name)
     scale = alt.Scale(scheme=scheme, domain=list(domain)) if domain else alt.Scale(scheme=scheme)
-    return _cells(alt.Chart(df, title=title).mark_rect(), np.shape(values)).encode(
+    return cells(alt.Chart(df, title=title).mark_rect(), np.shape(values)).encode(
         color=alt.Color(f"{value_name}:Q", scale=scale, legend=alt.Legend(orient="bottom")),
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip(f"{value_name}:Q", format=".4g")],
     ).properties(width=size, height=size, autosize=PAD, usermeta=CANVAS)

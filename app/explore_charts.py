@@ -23,7 +23,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from app.charts import PAD, grid_frame, picture_layer
+from app.charts import PAD, cells, grid_frame, picture_layer
 from app.charts import built_fast as _built_fast
 
 SEQUENTIAL = "viridis"  # attention weights, routing coefficients: 0 .. max
@@ -41,22 +41,6 @@ CLS = "CLS"
 def fit(size: int, n: int) -> int:
     """The side closest to ``size`` px that gives each of ``n`` cells a whole number of pixels (no seams)."""
     return n * max(1, round(size / n))
-
-
-def _cells(chart: alt.Chart, height: int, width: int, opaque: bool = True) -> alt.Chart:
-    """Encode a rect chart on the exact cell grid of an (height, width) array, row 0 on top.
-
-    Opaque layers reach a little into the next cell so that no anti-aliasing seam shows;
-    translucent layers keep exact cells (an overlap would show as darker lines).
-    """
-    end = "+ 1.04" if opaque else "+ 1"
-    return chart.transform_calculate(col_end=f"datum.col {end}", row_end=f"datum.row {end}").encode(
-        x=alt.X("col:Q", axis=None, title=None, scale=alt.Scale(domain=[0, width], nice=False, zero=False)),
-        x2="col_end:Q",
-        y=alt.Y("row:Q", axis=None, title=None,
-                scale=alt.Scale(domain=[0, height], nice=False, zero=False, reverse=True)),
-        y2="row_end:Q",
-    )
 
 
 def _weight_color(vmax: float | None, title: str = "attention", scheme: str = SEQUENTIAL,
@@ -104,7 +88,7 @@ def attention_map_chart(attention: np.ndarray, labels: Sequence[str], title: str
         chart = base.encode(x=alt.X("key:N", sort=order, title="key", axis=alt.Axis(labelAngle=-50, **axis)),
                             y=alt.Y("query:N", sort=order, title="query", axis=alt.Axis(**axis)))
     else:
-        chart = _cells(base, T, T)
+        chart = cells(base, (T, T))
     side = fit(size, T)
     return chart.encode(color=_weight_color(vmax), tooltip=_MAP_TOOLTIP).properties(
         width=side, height=side, autosize=PAD)
@@ -192,9 +176,9 @@ def facet_maps_chart(maps: Mapping[str, np.ndarray], labels: Sequence[str], vmax
     frames = [map_frame(a, labels).assign(model=name) for name, a in maps.items()]
     df = pd.concat(frames, ignore_index=True)
     T = next(iter(maps.values())).shape[-1]
-    cells = _cells(alt.Chart().mark_rect(), T, T).encode(
+    panel = cells(alt.Chart().mark_rect(), (T, T)).encode(
         color=_weight_color(vmax), tooltip=[alt.Tooltip("model:N"), *_MAP_TOOLTIP])
-    return cells.properties(width=fit(size, T), height=fit(size, T)).facet(
+    return panel.properties(width=fit(size, T), height=fit(size, T)).facet(
         alt.Facet("model:N", title=None, sort=list(maps), header=alt.Header(labelFontSize=13)), data=df,
         columns=columns, title=title,
     ).configure_facet(spacing=10).properties(autosize=PAD)
@@ -210,8 +194,8 @@ def facet_overlays_chart(pixels: np.ndarray, heats: Mapping[str, np.ndarray], vm
         frames.append(base.assign(name=name, grey=_greys(pixels), weight=np.asarray(heat, dtype=np.float64).ravel()))
     df = pd.concat(frames, ignore_index=True)
     h, w = np.shape(pixels)
-    under = _cells(alt.Chart().mark_rect(), h, w).encode(color=alt.Color("grey:N", scale=None))
-    over = _cells(alt.Chart().mark_rect(), h, w, opaque=False).encode(
+    under = cells(alt.Chart().mark_rect(), (h, w)).encode(color=alt.Color("grey:N", scale=None))
+    over = cells(alt.Chart().mark_rect(), (h, w), overlap=False).encode(
         color=alt.Color("weight:Q", title=value_name, scale=alt.Scale(scheme=OVERLAY, domain=[0, vmax], clamp=True),
                         legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
         opacity=alt.Opacity("weight:Q", scale=alt.Scale(domain=[0, vmax], range=[0.0, 0.9], clamp=True), legend=None),
@@ -235,7 +219,7 @@ def overlay_chart(pixels: np.ndarray, heat: np.ndarray, title: str = "", vmax: f
     h, w = np.shape(pixels)
     base = alt.Chart(df, title=title)
     under = picture_layer(pixels, fit(size, w), fit(size, h), top=0xb0 / 255)
-    over = _cells(base.mark_rect(), h, w, opaque=False).encode(
+    over = cells(base.mark_rect(), (h, w), overlap=False).encode(
         color=alt.Color("weight:Q", title=value_name, scale=alt.Scale(scheme=OVERLAY, domain=[vmin, vmax], clamp=True),
                         legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
         opacity=alt.Opacity("weight:Q", scale=alt.Scale(domain=[vmin, vmax], range=[0.0, 0.9], clamp=True),
@@ -433,11 +417,11 @@ def routing_grid_chart(grid: np.ndarray, title: str = "", cell: int = 26, vmax: 
     df = pd.DataFrame({"iteration": it.ravel() + 1, "row": row.ravel(), "col": col.ravel(), "weight": a.ravel()})
     n = a.shape[1]
     scale = alt.Scale(scheme=SEQUENTIAL, domain=[float(a.min()), float(vmax or a.max())], clamp=True)
-    cells = _cells(alt.Chart().mark_rect(), n, a.shape[2]).encode(
+    panel = cells(alt.Chart().mark_rect(), (n, a.shape[2])).encode(
         color=alt.Color("weight:Q", title="c_ij", scale=scale, legend=alt.Legend(orient="bottom", format=".3f")),
         tooltip=[alt.Tooltip("iteration:O"), alt.Tooltip("row:O", title="grid row"),
                  alt.Tooltip("col:O", title="grid column"), alt.Tooltip("weight:Q", title="c_ij", format=".4f")])
-    return cells.properties(width=cell * n, height=cell * n).facet(
+    return panel.properties(width=cell * n, height=cell * n).facet(
         data=df, column=alt.Column("iteration:O", title="routing iteration"), title=title,
     ).configure_facet(spacing=8).properties(autosize=PAD)
 

@@ -25,7 +25,7 @@ from app import explore_charts as ec
 
 # One Save menu and one way to draw a chart built from a result, for every page.
 chart_json, chart_png, chart_svg, save_menu = charts.chart_json, charts.chart_png, charts.chart_svg, charts.save_menu
-built_once, show_built, vega_spec = charts.built_once, charts.show_built, charts.vega_spec
+built_once, show_built = charts.built_once, charts.show_built
 
 
 def show(chart: alt.TopLevelMixin, name: str, *, key: str, data: pd.DataFrame | None = None) -> None:
