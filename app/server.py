@@ -8,14 +8,38 @@ values for a bare ``streamlit run``).
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
+import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 MAIN_SCRIPT = Path(__file__).resolve().with_name("main.py")
 MAX_UPLOAD_MB = 5  # matches app.inputs.MAX_UPLOAD_BYTES; Streamlit refuses bigger files first
 
 UNSAFE_TORCH_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+
+_log = logging.getLogger(__name__)
+
+# Streamlit's page first asks "<page>/_stcore/health" when it is opened at a page's URL (a share
+# link), gets a 404, and asks the app's root 100 ms later. This script, run before Streamlit's own,
+# names the root at once when the last part of the path is one of zooscope's pages; any prefix a
+# reverse proxy adds in front is kept. Streamlit reads ``window.__streamlit`` when its script starts.
+DIRECT_CONNECT_JS = """<script>
+/* zooscope: open page URLs without probing <page>/_stcore/health first */
+(function () {
+  var pages = %s;
+  var parts = window.location.pathname.split("/");
+  var config = window.__streamlit || {};
+  if (config.BACKEND_BASE_URL || pages.indexOf(parts[parts.length - 1]) < 0) return;
+  parts.pop();
+  window.__streamlit = Object.assign({}, config, {BACKEND_BASE_URL: window.location.origin + parts.join("/") + "/"});
+})();
+</script>
+"""
 
 
 def server_flags(host: str, port: int) -> list[str]:
@@ -52,6 +76,42 @@ def streamlit_command(host: str = "127.0.0.1", port: int = 8501) -> list[str]:
     return [sys.executable, "-m", "app.server", "run", str(MAIN_SCRIPT), *server_flags(host, port)]
 
 
+def direct_connect_static_dir(static_dir: Path, pages: list[str], into: Path) -> Path | None:
+    """A copy of Streamlit's static folder (links to its files) whose index.html runs
+    :data:`DIRECT_CONNECT_JS` first; None when its index.html is not the shape expected."""
+    index = (static_dir / "index.html").read_text(encoding="utf-8")
+    if index.count("<head>") != 1 or "window.__streamlit" in index:
+        return None
+    into.mkdir(parents=True, exist_ok=True)
+    for entry in static_dir.iterdir():
+        if entry.name != "index.html":
+            os.symlink(entry, into / entry.name)
+    script = DIRECT_CONNECT_JS % json.dumps(sorted(pages))
+    (into / "index.html").write_text(index.replace("<head>", "<head>\n" + script, 1), encoding="utf-8")
+    return into
+
+
+def serve_direct_connect() -> bool:
+    """Serve Streamlit's pages from :func:`direct_connect_static_dir` in this process; False (and
+    Streamlit's own folder, unchanged) when that cannot be done on this Streamlit version."""
+    from streamlit import file_util
+
+    from app import navigation
+
+    try:
+        into = Path(tempfile.mkdtemp(prefix="zooscope-static-"))
+        atexit.register(shutil.rmtree, into, True)
+        pages = [p.url_path for p in navigation.available() if p.url_path]
+        patched = direct_connect_static_dir(Path(file_util.get_static_dir()), pages, into / "static")
+    except OSError as e:
+        _log.warning("serving Streamlit's own index.html (%s)", e)
+        return False
+    if patched is None:
+        return False
+    file_util.get_static_dir = lambda: str(patched)
+    return True
+
+
 def launch(argv: list[str]) -> int:
     """``python -m app.server run SCRIPT FLAGS``: start the warm-up, then Streamlit's own CLI in this process."""
     from streamlit.web import cli
@@ -59,6 +119,7 @@ def launch(argv: list[str]) -> int:
     from app import cache
 
     cache.warm_up()
+    serve_direct_connect()
     return cli.main(args=argv, prog_name="streamlit", standalone_mode=True)
 
 

@@ -68,7 +68,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("zooscope-home")
     port = _free_port()
     log = home / "server.log"
-    env = {**os.environ, "ZOOSCOPE_HOME": str(home)}
+    env = {**os.environ, "ZOOSCOPE_HOME": str(home), "ZOOSCOPE_AHEAD": "1"}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -147,6 +147,8 @@ def _digit_png() -> bytes:
 
 def test_every_page_opens_without_a_traceback(server, browser):
     context, page = _new_page(browser)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     try:
         for info in navigation.available():
             page.goto(f"{server}/{info.url_path}")
@@ -157,6 +159,9 @@ def test_every_page_opens_without_a_traceback(server, browser):
             page.screenshot(path=str(ARTIFACTS / f"page-{info.name}.png"), full_page=True)
     finally:
         context.close()
+    # opened at a page's URL, the app connects to its root at once (no 404 probe of <page>/_stcore/)
+    assert f"{server}/_stcore/health" in asked
+    assert not [url for url in asked if "/_stcore/" in url and not url.startswith(f"{server}/_stcore/")]
 
 
 def test_upload_predict_share_and_reopen_in_a_new_context(server, browser, tmp_path):

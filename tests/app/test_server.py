@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from app import server
 
@@ -30,3 +31,30 @@ def test_serve_refuses_a_port_that_is_not_one(monkeypatch, capsys):
     monkeypatch.delenv(server.UNSAFE_TORCH_ENV, raising=False)
     assert server.serve_command(argparse.Namespace(host="127.0.0.1", port=70000)) == 2
     assert "not a TCP port" in capsys.readouterr().err
+
+
+def test_page_urls_connect_to_the_app_root_without_probing_the_page_path(tmp_path):
+    from streamlit import file_util
+
+    real = Path(file_util.get_static_dir())
+    patched = server.direct_connect_static_dir(real, ["attribution", "latent"], tmp_path / "static")
+    assert patched is not None
+    index = (patched / "index.html").read_text()
+    head = index.split("<head>", 1)[1]
+    assert head.lstrip().startswith("<script>")  # before Streamlit's own module script
+    assert head.index("BACKEND_BASE_URL") < head.index('type="module"')
+    assert '["attribution", "latent"]' in index
+    script = server.DIRECT_CONNECT_JS % '["attribution", "latent"]'
+    assert index.replace("<head>\n" + script, "<head>", 1) == (real / "index.html").read_text()
+    for entry in real.iterdir():  # everything else is Streamlit's own file
+        if entry.name != "index.html":
+            assert (patched / entry.name).resolve() == entry.resolve()
+
+
+def test_an_index_of_another_shape_is_left_as_streamlit_ships_it(tmp_path):
+    static = tmp_path / "streamlit-static"
+    static.mkdir()
+    (static / "index.html").write_text("<html><body>no head element</body></html>")
+    assert server.direct_connect_static_dir(static, ["attribution"], tmp_path / "out") is None
+    (static / "index.html").write_text("<html><head><script>window.__streamlit = {}</script></head></html>")
+    assert server.direct_connect_static_dir(static, ["attribution"], tmp_path / "out") is None
