@@ -403,7 +403,7 @@ class Ahead:
     waiting for a page.
     """
 
-    MAX_QUEUED = 16  # jobs waiting at most; the oldest are dropped for new ones (they are only a head start)
+    MAX_QUEUED = 32  # jobs waiting at most; later ones are dropped (they are only a head start)
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zooscope-ahead")
@@ -430,19 +430,15 @@ class Ahead:
             self._quiet.wait_for(lambda: self._pages == 0)
 
     def submit(self, owner: str, jobs: Iterable[tuple[Sequence[str], Callable[[], Any]]]) -> int:
-        """Queue ``(keys, work)`` jobs for ``owner`` (``work`` computes the results of ``keys``); the
-        number queued. The owner's queued jobs are dropped first, and when the queue is full the
-        oldest queued jobs make room: the newest view is the one somebody is looking at."""
-        jobs = list(jobs)[: self.MAX_QUEUED]
+        """Queue ``(keys, work)`` jobs for ``owner`` (``work`` computes the results of ``keys``) after
+        dropping the owner's queued ones; the number queued."""
         queued = 0
         with self._lock:
-            waiting = [(k, w, f) for k, (w, f) in self._jobs.items() if not f.running()]
-            for key, who, future in waiting:
-                if (who == owner or self._waiting() + len(jobs) > self.MAX_QUEUED) and future.cancel():
-                    for k in [k for k, (_, f) in self._jobs.items() if f is future]:
-                        del self._jobs[k]
+            for key, (who, future) in list(self._jobs.items()):
+                if who == owner and future.cancel():
+                    del self._jobs[key]
             for keys, work in jobs:
-                if any(k in self._jobs for k in keys) or self._waiting() >= self.MAX_QUEUED:
+                if any(k in self._jobs for k in keys) or self._queued() >= self.MAX_QUEUED:
                     continue
                 future = self._pool.submit(self._job, tuple(keys), work)
                 self._jobs.update({k: (owner, future) for k in keys})
@@ -451,9 +447,6 @@ class Ahead:
 
     def _queued(self) -> int:
         return len({id(future) for _, future in self._jobs.values()})
-
-    def _waiting(self) -> int:
-        return len({id(future) for _, future in self._jobs.values() if not future.running()})
 
     def _job(self, keys: tuple[str, ...], work: Callable[[], Any]) -> None:
         try:

@@ -504,33 +504,28 @@ def attribution_curves(model: str, method: str, params: Any, pixels: np.ndarray,
                                         attributions=attribution))
 
 
-AHEAD_SECONDS = 1.5  # background work one view may queue, in seconds of the attribution it showed
-AHEAD_MAX_EACH_S = 0.1  # only attributions at least this quick are computed ahead (memory: see other_targets_ahead)
+AHEAD_MAX_SECONDS = 0.5  # other targets are computed ahead only when one took at most this long
 
 
 def other_targets_ahead(model: str, method: str, params: Any, pixels: np.ndarray, result: Any) -> int:
     """Queue the attribution and its curves for the model's other targets, most likely first.
 
     Choosing another target is the next thing people do on the Attribution page; with those
-    computed in the background meanwhile, the new heatmap is a cache hit. As many targets as
-    :data:`AHEAD_SECONDS` of background work allows at the pace of the one shown (every class of
-    vit-dot). Only attributions that took at most :data:`AHEAD_MAX_EACH_S`: computed for capsnet
-    too, the background work overlapping page runs grew the server's memory by 20-35 % over 100
-    views (``zooscope bench app --only memory``), against 8 % without it. Returns the number of
-    targets queued.
+    computed in the background meanwhile, the new heatmap is a cache hit. Only for attributions
+    that took at most :data:`AHEAD_MAX_SECONDS` (a few seconds of background work at most).
+    Returns the number of targets queued.
     """
     from app import compute
 
-    if not hasattr(params, "target") or result.info.seconds > AHEAD_MAX_EACH_S:
+    if not hasattr(params, "target") or result.info.seconds > AHEAD_MAX_SECONDS:
         return 0
     labels = labels_of(model)
     scores = np.asarray(result.scores[0], dtype=np.float64)
     order = np.argsort(-scores, kind="stable").tolist() if len(scores) == len(labels) else range(len(labels))
-    affordable = int(AHEAD_SECONDS / max(result.info.seconds, 1e-3))
     chains = [(compute.Step(method, params.replace(target=k)),
                compute.Step("deletion_insertion", curve_params_for(method, params.replace(target=k)),
                             uses="attributions"))
-              for k in order if k != params.target][:affordable]
+              for k in order if k != params.target]
     return compute.run_ahead(str(id(session.current())), model, pixels, chains)
 
 
