@@ -9,10 +9,9 @@ runs, each with a floor measured in the same run and the ratio to it:
 - upload -> rendered attribution (IG, default params) for vit-dot and capsnet; floor: the
   same IG on the same image, in-process;
 - parameter change: another head on the Attention page (the attention is computed once, so
-  this is rerun + redraw), another target class on the Attribution page (picked after a
-  person's look at the heatmap, ``LOOK_S``, in which the server computes the other classes
-  in the background) and back to a cached one -> updated chart; floor: an empty rerun (a
-  widget change on the one-widget script);
+  this is rerun + redraw), another target class on the Attribution page (IG recomputed) and
+  back to a cached one -> updated chart; floor: an empty rerun (a widget change on the
+  one-widget script);
 - opening a share link -> rendered view, in a new tab of a browser that has opened zooscope
   before and on a first visit (fresh browser); floors: ``Store.load`` of it, and the empty
   script opened in a fresh browser;
@@ -45,8 +44,6 @@ from bench import _harness as h
 
 SCENARIOS = ("cold", "upload", "param", "share", "latent", "memory")
 UPLOAD_MODELS = ("vit-dot", "capsnet")
-LOOK_S = 1.0  # seconds a person looks at a result before the next change (what is computed ahead meanwhile)
-
 TARGETS = {  # seconds, or MB / % for memory rows
     "cold": 5.0, "upload:vit-dot": 1.5, "upload:capsnet": 3.0, "param": 0.3, "share": 1.0, "latent": 2.0,
     "rss": 1536.0, "growth": 10.0,
@@ -309,10 +306,8 @@ async def _fail_on_errors(page: Any) -> None:
 
 async def param_rows(browser: Any, server: h.Server, repeat: int, warmup: int, floors: Floors) -> list[Row]:
     """Another target class on the Attribution page -> updated heatmap; then back (cached)."""
-    fresh = Row("parameter change: another target class, vit-dot", floor="empty rerun",
-                floor_values=floors.rerun, target=TARGETS["param"],
-                note=f"picked {LOOK_S:g} s after the heatmap was drawn; meanwhile the server computed IG and "
-                     "curves for the other classes in the background (ZOOSCOPE_AHEAD)")
+    fresh = Row("parameter change: target class (IG recomputed), vit-dot", floor="empty rerun",
+                floor_values=floors.rerun, target=TARGETS["param"])
     cached = Row("parameter change: back to a cached target, vit-dot", floor="empty rerun",
                  floor_values=floors.rerun, target=TARGETS["param"], note="no compute: rerun + redraw only")
     head = Row("parameter change: another head on the Attention page, vit-dot", floor="empty rerun",
@@ -344,7 +339,6 @@ async def _param_round(browser: Any, server: h.Server, sample: int, fresh: Row, 
     try:
         await h.open_rendered(page, tracker, h.attribution_url(server.url, sample=sample))
         await h.settle(page, tracker)
-        await asyncio.sleep(LOOK_S)  # a person reads the heatmap before picking another class
         label = str((sample % 9) + 1)
         took = await h.select_option(page, tracker, "target", f"{label} ({label})")
         if timed:
