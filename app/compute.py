@@ -24,12 +24,9 @@ import json
 import logging
 import math
 import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -41,7 +38,6 @@ R = TypeVar("R")
 
 TIMEOUT_ENV = "ZOOSCOPE_ANALYSIS_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 60.0
-AHEAD_ENV = "ZOOSCOPE_AHEAD"
 BUDGET_ENV = "ZOOSCOPE_MAX_EVALUATIONS"
 DEFAULT_MAX_EVALUATIONS = 16_384  # model evaluations (forward + backward) one analysis may ask for
 BATCH_FIELDS = ("internal_batch_size", "perturbations_per_eval")  # halved on out of memory
@@ -335,7 +331,6 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
         check_budget(analyzer, model, params, inputs)
         key = cache.result_key(input_sha256=input_sha256(inputs), model=model, analysis=analyzer,
                                params=params_to_mapping(params), extra={"depends_on": depends_on})
-        AHEAD.claim(key)
         if _CACHE_ONLY.get():
             hit = cache.results().get(key)
             if hit is None:
@@ -378,172 +373,3 @@ def key_of(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence
 
     return cache.result_key(input_sha256=input_sha256(inputs), model=model, analysis=analyzer,
                             params=params_to_mapping(params), extra={"depends_on": ""})
-
-
-# --------------------------------------------------------------------------- ahead of time
-
-
-def ahead_enabled() -> bool:
-    """Whether results a person is likely to ask for next are computed in the background
-    (``ZOOSCOPE_AHEAD``, default 1; 0 turns it off)."""
-    return os.environ.get(AHEAD_ENV, "1").strip() not in ("0", "false", "no", "off")
-
-
-class Ahead:
-    """Results computed before anyone asks: one background worker, a short queue, first come first served.
-
-    A page that has just shown a result queues the ones a person is likely to want next (the same
-    attribution for another target class). Each job is an ordinary :func:`run` (same key, same
-    guards, same model lock), so a result computed ahead is the result that would have been computed.
-    :meth:`claim` is called by every :func:`run`: a job still in the queue is taken out of it (the
-    caller computes it at once); one already running is met at the model's lock. A session's queued jobs are
-    dropped when it queues new ones, so the worker never computes for a view nobody looks at.
-    Pages come first: a job (and each step of one) starts only while no page is running
-    (:meth:`foreground`), so the worker never takes the processor or the interpreter from a person
-    waiting for a page.
-    """
-
-    MAX_QUEUED = 32  # jobs waiting at most; later ones are dropped (they are only a head start)
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zooscope-ahead")
-        self._jobs: dict[str, tuple[str, Future]] = {}  # key -> (owner, future)
-        self._lock = threading.Lock()
-        self._pages = 0  # page runs going on now
-        self._quiet = threading.Condition()
-
-    @contextmanager
-    def foreground(self) -> Iterator[None]:
-        """A page run: no job (or step of one) starts until it is over."""
-        with self._quiet:
-            self._pages += 1
-        try:
-            yield
-        finally:
-            with self._quiet:
-                self._pages -= 1
-                self._quiet.notify_all()
-
-    def wait_quiet(self) -> None:
-        """Block until no page is running (the worker calls this before every step)."""
-        with self._quiet:
-            self._quiet.wait_for(lambda: self._pages == 0)
-
-    def submit(self, owner: str, jobs: Iterable[tuple[Sequence[str], Callable[[], Any]]]) -> int:
-        """Queue ``(keys, work)`` jobs for ``owner`` (``work`` computes the results of ``keys``) after
-        dropping the owner's queued ones; the number queued."""
-        queued = 0
-        with self._lock:
-            for key, (who, future) in list(self._jobs.items()):
-                if who == owner and future.cancel():
-                    del self._jobs[key]
-            for keys, work in jobs:
-                if any(k in self._jobs for k in keys) or self._queued() >= self.MAX_QUEUED:
-                    continue
-                future = self._pool.submit(self._job, tuple(keys), work)
-                self._jobs.update({k: (owner, future) for k in keys})
-                queued += 1
-        return queued
-
-    def _queued(self) -> int:
-        return len({id(future) for _, future in self._jobs.values()})
-
-    def _job(self, keys: tuple[str, ...], work: Callable[[], Any]) -> None:
-        try:
-            work()
-        except Exception:  # noqa: BLE001 - only a head start: whoever asks later computes it and sees the error
-            _log.debug("computing %s ahead failed", keys, exc_info=True)
-        finally:
-            with self._lock:
-                for k in keys:
-                    self._jobs.pop(k, None)
-
-    def claim(self, key: str) -> None:
-        """Take ``key`` out of the queue: whoever asks computes it now. A job already running needs
-        nothing: the model's lock orders the two and the result cache, checked again under the lock,
-        makes the second a hit. (Never wait for the job itself: it waits for the asking page to end.)"""
-        with self._lock:
-            entry = self._jobs.get(key)
-            if entry is None or not entry[1].cancel():
-                return
-            for k in [k for k, (_, f) in self._jobs.items() if f is entry[1]]:
-                del self._jobs[k]
-
-    def pending(self) -> int:
-        """Jobs queued or running."""
-        with self._lock:
-            return self._queued()
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until no job is queued or running (tests, benchmarks); False on timeout."""
-        end = time.monotonic() + timeout
-        while self.pending():
-            if time.monotonic() > end:
-                return False
-            time.sleep(0.01)
-        return True
-
-
-AHEAD = Ahead()
-
-
-@dataclass(frozen=True)
-class Step:
-    """One analysis of a chain computed ahead: ``analyzer`` with ``params``; ``uses`` names the keyword
-    argument that receives the previous step's result (e.g. ``attributions`` for deletion curves),
-    whose key then becomes this step's ``depends_on``, exactly as a page's own call would have it."""
-
-    analyzer: str
-    params: Any
-    uses: str | None = None
-
-
-def run_ahead(owner: str, model: str, inputs: np.ndarray | Sequence[Any] | None,
-              chains: Iterable[Sequence[Step]]) -> int:
-    """Queue chains of analyses on ``model`` and ``inputs`` in the background; the number of chains queued.
-
-    Each chain is one job (its steps in order, each result cached under the key :func:`run` would
-    use). Chains whose results are all cached are skipped, and a chain stops before a step over
-    the evaluation budget. The model and the result cache are looked up here, on the page's
-    thread, so the worker never calls Streamlit. Nothing is queued when ``ZOOSCOPE_AHEAD=0``.
-    """
-    from analyzers import params_to_mapping
-    from model_zoo import get_spec
-
-    if not ahead_enabled():
-        return 0
-    spec, entry, store = get_spec(model), cache.loaded_model(model), cache.results()
-    digest = input_sha256(inputs)
-    jobs = []
-    for chain in chains:
-        keyed, previous = [], ""
-        for step in chain:
-            try:
-                check_budget(step.analyzer, model, step.params, inputs)
-            except AnalysisTooLarge:
-                break
-            depends_on = previous if step.uses else ""
-            key = cache.result_key(input_sha256=digest, model=model, analysis=step.analyzer,
-                                   params=params_to_mapping(step.params), extra={"depends_on": depends_on})
-            keyed.append((key, step))
-            previous = key
-        if keyed and any(store.get(key) is None for key, _ in keyed):
-            jobs.append(([key for key, _ in keyed], _work_ahead(store, entry, spec, inputs, keyed)))
-    return AHEAD.submit(owner, jobs)
-
-
-def _work_ahead(store: cache.ResultCache, entry: cache.LoadedModel, spec: Any, inputs: Any,
-                keyed: list[tuple[str, Step]]) -> Callable[[], None]:
-    def work() -> None:
-        result = None
-        for key, step in keyed:
-            AHEAD.wait_quiet()
-            with entry.lock:
-                hit = store.get(key)
-                if hit is None:
-                    kwargs = {step.uses: result} if step.uses else {}
-                    hit = _guarded(step.analyzer, entry.name, entry.model, spec, inputs, step.params,
-                                   f"{_label(step.analyzer)} on {entry.name}", kwargs)
-                    store.put(key, hit)
-            result = hit
-    return work

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import cache, compute, inputs, messages, navigation, server, views
+from app import cache, inputs, messages, navigation, server, views
 
 inputs.configure_pillow()  # Pillow's limits before any page can decode anything (idempotent, so every run is fine)
 st.set_page_config(page_title="zooscope", page_icon=":material/biotech:", layout="wide")
@@ -23,5 +23,4 @@ pages = [st.Page(str(p.file), title=p.title, icon=p.icon, url_path=p.url_path or
          for p in navigation.available()]
 current = st.navigation(pages)
 views.sidebar()
-with compute.AHEAD.foreground():  # results computed ahead wait while a page runs
-    current.run()
+current.run()

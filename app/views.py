@@ -504,31 +504,6 @@ def attribution_curves(model: str, method: str, params: Any, pixels: np.ndarray,
                                         attributions=attribution))
 
 
-AHEAD_MAX_SECONDS = 0.5  # other targets are computed ahead only when one took at most this long
-
-
-def other_targets_ahead(model: str, method: str, params: Any, pixels: np.ndarray, result: Any) -> int:
-    """Queue the attribution and its curves for the model's other targets, most likely first.
-
-    Choosing another target is the next thing people do on the Attribution page; with those
-    computed in the background meanwhile, the new heatmap is a cache hit. Only for attributions
-    that took at most :data:`AHEAD_MAX_SECONDS` (a few seconds of background work at most).
-    Returns the number of targets queued.
-    """
-    from app import compute
-
-    if not hasattr(params, "target") or result.info.seconds > AHEAD_MAX_SECONDS:
-        return 0
-    labels = labels_of(model)
-    scores = np.asarray(result.scores[0], dtype=np.float64)
-    order = np.argsort(-scores, kind="stable").tolist() if len(scores) == len(labels) else range(len(labels))
-    chains = [(compute.Step(method, params.replace(target=k)),
-               compute.Step("deletion_insertion", curve_params_for(method, params.replace(target=k)),
-                            uses="attributions"))
-              for k in order if k != params.target]
-    return compute.run_ahead(str(id(session.current())), model, pixels, chains)
-
-
 def attribution_with_curves(model: str, method: str, params: Any, pixels: np.ndarray) -> dict[str, Any] | None:
     """The attribution of ``pixels`` and its deletion/insertion curves, computed once and cached.
 

@@ -56,5 +56,3 @@ with output:
             view = views.share_button(view, title=f"{views.method_label(method)} · {model} · {picked.label}",
                                       inputs={"pixels": picked.pixels}, results=results, models=(model,))
         state.publish(view)
-        if saved is None:  # the next thing people do here is pick another target: compute those meanwhile
-            views.other_targets_ahead(model, method, params, picked.pixels, result)
