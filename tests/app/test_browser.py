@@ -68,7 +68,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("zooscope-home")
     port = _free_port()
     log = home / "server.log"
-    env = {**os.environ, "ZOOSCOPE_HOME": str(home), "ZOOSCOPE_AHEAD": "1"}
+    env = {**os.environ, "ZOOSCOPE_HOME": str(home)}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
