@@ -2,7 +2,9 @@
 
 Every setting that matters is passed as a command-line flag, so the server behaves the
 same whatever directory it is started from (``.streamlit/config.toml`` holds the same
-values for a bare ``streamlit run``).
+values for a bare ``streamlit run``). Started through :func:`launch`, the server also serves
+an ``index.html`` that connects page URLs (share links) straight to the app's root
+(:func:`serve_direct_connect`).
 """
 
 from __future__ import annotations
