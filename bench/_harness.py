@@ -576,6 +576,13 @@ async def page_errors(page: Any) -> list[str]:
     return found
 
 
+async def fail_on_errors(page: Any) -> None:
+    """Raise :class:`BenchError` when the page shows a traceback or an error message."""
+    errors = await page_errors(page)
+    if errors:
+        raise BenchError("; ".join(errors))
+
+
 def attribution_url(base: str, model: str = "vit-dot", method: str = "integrated_gradients",
                     sample: int = 0, **params: Any) -> str:
     """The Attribution page's URL for a view (see ``app.state.AttributionView``)."""

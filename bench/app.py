@@ -289,19 +289,13 @@ async def _upload_round(browser: Any, server: h.Server, model: str, image: Path,
         took = await h.upload(page, tracker, image)
         split = tracker.last
         whole = await h.wait_run_end(page, tracker, since) - start
-        await _fail_on_errors(page)
+        await h.fail_on_errors(page)
         if timed:
             tracker.last = split
             row.add(took, tracker)
             run_ends.append(whole)
     finally:
         await context.close()
-
-
-async def _fail_on_errors(page: Any) -> None:
-    errors = await h.page_errors(page)
-    if errors:
-        raise h.BenchError("; ".join(errors))
 
 
 async def param_rows(browser: Any, server: h.Server, repeat: int, warmup: int, floors: Floors) -> list[Row]:
@@ -329,7 +323,7 @@ async def _head_round(browser: Any, server: h.Server, sample: int, row: Row, *, 
             await h.settle(page, tracker)
             if timed:
                 row.add(took, tracker)
-        await _fail_on_errors(page)
+        await h.fail_on_errors(page)
     finally:
         await context.close()
 
@@ -345,7 +339,7 @@ async def _param_round(browser: Any, server: h.Server, sample: int, fresh: Row, 
             fresh.add(took, tracker)
         await h.settle(page, tracker)
         back = await h.select_option(page, tracker, "target", "predicted class")
-        await _fail_on_errors(page)
+        await h.fail_on_errors(page)
         if timed:
             cached.add(back, tracker)
     finally:
@@ -382,7 +376,7 @@ async def _share_round(browser: Any, server: h.Server, sample: int, warm: Row, f
         link, _ = await h.share(page, tracker)
         tab, tab_tracker = await h.new_tab(context)
         took = await h.open_rendered(tab, tab_tracker, link)
-        await _fail_on_errors(tab)
+        await h.fail_on_errors(tab)
         if timed:
             warm.add(took, tab_tracker)
             links.append(link)
@@ -391,7 +385,7 @@ async def _share_round(browser: Any, server: h.Server, sample: int, warm: Row, f
     context, page, tracker = await h.new_page(browser)
     try:
         took = await h.open_rendered(page, tracker, link)
-        await _fail_on_errors(page)
+        await h.fail_on_errors(page)
         if timed:
             first.add(took, tracker)
     finally:
@@ -463,7 +457,7 @@ async def _latent_round(browser: Any, query: str, row: Row, floor: bool, home: P
         context, page, tracker = await h.new_page(browser)
         try:
             took = await h.open_rendered(page, tracker, f"{server.url}/latent?{query}")
-            await _fail_on_errors(page)
+            await h.fail_on_errors(page)
             if floor:
                 row.floor_values.append(took)
             else:
@@ -521,7 +515,7 @@ async def _load_every_model(page: Any, tracker: h.RunTracker, server: h.Server) 
             loaded.append(name)
         else:
             missing.append(f"{name} (no page opens it yet)")
-    await _fail_on_errors(page)
+    await h.fail_on_errors(page)
     return loaded, missing
 
 

@@ -68,7 +68,7 @@ async def person(browser: Any, base: str, model: str, image: Path, sample: int, 
         since = tracker.count
         result.times["attribution"] = await h.upload(page, tracker, image)
         await h.settle(page, tracker, since)
-        await _no_errors(page)
+        await h.fail_on_errors(page)
         link, result.times["share"] = await h.share(page, tracker)
         if "?id=" not in link:
             raise h.BenchError(f"Share showed {link[:80]!r}, not a link")
@@ -82,16 +82,10 @@ async def reopen(browser: Any, link: str) -> float:
     context, page, tracker = await h.new_page(browser)
     try:
         took = await h.open_rendered(page, tracker, link)
-        await _no_errors(page)
+        await h.fail_on_errors(page)
         return took
     finally:
         await context.close()
-
-
-async def _no_errors(page: Any) -> None:
-    errors = await h.page_errors(page)
-    if errors:
-        raise h.BenchError("; ".join(errors))
 
 
 async def guarded(coro: Any, result: SessionResult, timeout: float) -> None:
