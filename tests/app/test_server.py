@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 from app import server
@@ -58,3 +60,20 @@ def test_an_index_of_another_shape_is_left_as_streamlit_ships_it(tmp_path):
     assert server.direct_connect_static_dir(static, ["attribution"], tmp_path / "out") is None
     (static / "index.html").write_text("<html><head><script>window.__streamlit = {}</script></head></html>")
     assert server.direct_connect_static_dir(static, ["attribution"], tmp_path / "out") is None
+
+
+def test_the_server_environment_makes_torchs_waiting_threads_sleep_unless_told_otherwise():
+    environ: dict[str, str] = {}
+    server.server_environment(environ)
+    assert environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
+    server.server_environment(mine)
+    assert mine == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
+def test_the_launcher_module_does_not_load_torch_before_it_sets_the_environment():
+    # libgomp reads OMP_WAIT_POLICY once, when torch loads: importing the launcher must not load it.
+    code = "import sys, app.server; print('torch' in sys.modules, 'app.cache' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(server.__file__).parents[1],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
