@@ -24,6 +24,8 @@ import json
 import logging
 import math
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -298,6 +300,43 @@ def with_memory_fallback(attempt: Callable[[Any, Any], R], model: Any, params: A
             if not is_out_of_memory(e):
                 raise
     raise AnalysisOutOfMemory(f"{what} ran out of memory on {device} and on the CPU{smallest}. {advice}") from None
+
+
+# --------------------------------------------------------------------------- priority
+
+FOLLOW_UP_NICE = 10  # how much lower the follow-up worker's CPU priority is (Linux nice steps)
+_follow_up_pool: Any = None
+_follow_up_lock = threading.Lock()
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority by :data:`FOLLOW_UP_NICE` (Linux: nice is per thread,
+    and the threads torch starts from it inherit it)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + FOLLOW_UP_NICE))
+    except (AttributeError, OSError) as e:  # not Linux, or not allowed: the work still runs, at normal priority
+        _log.info("follow-up analyses run at normal priority (%s)", e)
+
+
+def follow_up(work: Callable[[], R]) -> R:
+    """``work()`` run on a worker thread of lower CPU priority, and waited for.
+
+    For analyses that follow one already on screen (the deletion/insertion curves after the
+    heatmap): while they run, the browser drawing what was just sent, and other sessions' first
+    results, get the CPU first. On systems other than Linux (where nice is per process, not per
+    thread) the work runs in the calling thread.
+    """
+    global _follow_up_pool
+    if not sys.platform.startswith("linux"):
+        return work()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _follow_up_lock:
+        if _follow_up_pool is None:
+            _follow_up_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zooscope-follow-up",
+                                                 initializer=_lower_priority)
+    return _follow_up_pool.submit(contextvars.copy_context().run, work).result()
 
 
 # --------------------------------------------------------------------------- running

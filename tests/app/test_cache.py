@@ -103,3 +103,29 @@ def test_freezing_the_long_lived_heap_collects_garbage_first():
     assert ref() is None, "garbage was frozen instead of collected"
     assert gc.get_freeze_count() > 0
     assert cache.loaded_model("vit-dot") is kept
+
+
+def test_follow_up_work_runs_at_a_lower_cpu_priority_and_returns_or_raises_as_called(monkeypatch):
+    import os
+    import sys
+    import threading
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = nice()
+    expected = min(19, mine + compute.FOLLOW_UP_NICE) if sys.platform.startswith("linux") else mine
+    assert compute.follow_up(nice) == expected
+    assert nice() == mine  # the caller's own priority is untouched
+
+    def fail():
+        raise compute.AnalysisError("no")
+
+    with pytest.raises(compute.AnalysisError, match="no"):
+        compute.follow_up(fail)
+
+
+def test_follow_up_work_sees_the_callers_cache_only_block(monkeypatch):
+    monkeypatch.setattr(cache, "run_analysis", lambda *a, **k: pytest.fail("cache_only must not compute"))
+    with compute.cache_only(), pytest.raises(compute.NotCached):
+        compute.follow_up(lambda: compute.run("saliency", "vit-dot", SaliencyParams(), PIXELS + 0.25))
