@@ -276,6 +276,7 @@ def attribution_heatmap(result: Any, *, vmax: float | None = None, title: str = 
     pixels = np.asarray(result.inputs[i]).reshape(28, 28)
     attr = np.asarray(result.attributions[i]).reshape(28, 28)
     charts.show_built(result, key, title, lambda: charts.attribution_chart(pixels, attr, vmax, title=title),
+                      spec=lambda: charts.attribution_spec(pixels, attr, vmax, title=title),
                       variant=f"{i}:{vmax}:{title}")
 
 

@@ -246,3 +246,50 @@ def test_save_menus_and_result_downloads_give_the_files_they_name(server, browse
         _no_exception(page)
     finally:
         context.close()
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the select box labelled ``label`` (opening collapsed expanders first)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    combo = page.get_by_role("combobox", name=label, exact=True).first
+    if not combo.is_visible():
+        closed = page.locator("[data-testid='stExpander'] details:not([open]) > summary")
+        for _ in range(closed.count()):
+            closed.first.click()
+    choice = page.get_by_role("option", name=option, exact=True).first
+    for _ in range(5):  # a click while an expander is still opening can miss: try again
+        combo.click()
+        try:
+            choice.wait_for(timeout=2000)
+            break
+        except PlaywrightTimeout:
+            continue
+    choice.click()
+
+
+def test_another_target_updates_the_drawn_heatmap_in_place_and_draws_what_a_fresh_page_draws(server, browser):
+    context, page = _new_page(browser)
+    try:
+        page.goto(f"{server}/attribution?model=vit-dot&method=integrated_gradients&n_steps=16&sample=11")
+        _settle(page)
+        heatmap = page.locator("[data-testid='stVegaLiteChart']").first
+        canvas = heatmap.locator("canvas").first.element_handle()
+        before = heatmap.screenshot()
+        _choose(page, "target", "2 (2)")
+        _settle(page)
+        _no_exception(page)
+        assert _metrics(page)["Explained"] == "2"
+        assert canvas.evaluate("c => c.isConnected"), "the chart was built anew instead of updated in place"
+        updated = heatmap.screenshot()
+        assert updated != before
+        url = page.url
+    finally:
+        context.close()
+    context, page = _new_page(browser)
+    try:
+        page.goto(url)  # the same analysis in a new session: drawn from scratch
+        _settle(page)
+        assert page.locator("[data-testid='stVegaLiteChart']").first.screenshot() == updated
+    finally:
+        context.close()
