@@ -14,6 +14,9 @@ Every call is also guarded, so one request can never take the server down with i
   of the model if it ran on an accelerator; failing that, :class:`AnalysisOutOfMemory` says so.
 
 All of them are :class:`AnalysisError`: a message for people, never a traceback.
+
+Analyses run on a few long-lived threads, not on the page's own thread (see :func:`follow_up`
+for the ones that follow a result already on screen).
 """
 
 from __future__ import annotations
@@ -302,41 +305,55 @@ def with_memory_fallback(attempt: Callable[[Any, Any], R], model: Any, params: A
     raise AnalysisOutOfMemory(f"{what} ran out of memory on {device} and on the CPU{smallest}. {advice}") from None
 
 
-# --------------------------------------------------------------------------- priority
+# --------------------------------------------------------------------------- compute threads
 
-FOLLOW_UP_NICE = 10  # how much lower the follow-up worker's CPU priority is (Linux nice steps)
-_follow_up_pool: Any = None
-_follow_up_lock = threading.Lock()
+# Analyses run on a few long-lived threads, never on Streamlit's script threads (a new one for
+# every run of a page). torch work spread over short-lived threads grew the server's memory by
+# 19-29 % over 100 analyses (``zooscope bench app``, memory figure); on long-lived threads 6 %.
+FOLLOW_UP_NICE = 10  # how much lower the follow-up threads' CPU priority is (Linux nice steps)
+COMPUTE_THREADS = max(2, min(8, os.cpu_count() or 2))  # at most this many analyses at once (other models)
+_THREAD_PREFIX = "zooscope-compute"
+_pools: dict[str, Any] = {}
+_pools_lock = threading.Lock()
 
 
 def _lower_priority() -> None:
-    """Lower the calling thread's CPU priority by :data:`FOLLOW_UP_NICE` (Linux: nice is per thread,
-    and the threads torch starts from it inherit it)."""
+    """Lower the calling thread's CPU priority by :data:`FOLLOW_UP_NICE`. Linux only: there nice is
+    per thread, and the threads torch starts from this one inherit it."""
+    if not sys.platform.startswith("linux"):
+        return
     try:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + FOLLOW_UP_NICE))
-    except (AttributeError, OSError) as e:  # not Linux, or not allowed: the work still runs, at normal priority
+    except OSError as e:  # not allowed: the work still runs, at normal priority
         _log.info("follow-up analyses run at normal priority (%s)", e)
 
 
+def _pool(kind: str) -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pools_lock:
+        if kind not in _pools:
+            _pools[kind] = ThreadPoolExecutor(max_workers=COMPUTE_THREADS, thread_name_prefix=f"{_THREAD_PREFIX}-{kind}",
+                                              initializer=_lower_priority if kind == "follow-up" else None)
+        return _pools[kind]
+
+
+def _submit(kind: str, work: Callable[[], R]) -> R:
+    """``work()`` on a long-lived thread of pool ``kind``, waited for (with the caller's context)."""
+    if threading.current_thread().name.startswith(_THREAD_PREFIX):
+        return work()  # already on one (a follow-up's analysis keeps its priority)
+    return _pool(kind).submit(contextvars.copy_context().run, work).result()
+
+
 def follow_up(work: Callable[[], R]) -> R:
-    """``work()`` run on a worker thread of lower CPU priority, and waited for.
+    """``work()`` run on a long-lived thread of lower CPU priority, and waited for.
 
     For analyses that follow one already on screen (the deletion/insertion curves after the
     heatmap): while they run, the browser drawing what was just sent, and other sessions' first
-    results, get the CPU first. On systems other than Linux (where nice is per process, not per
-    thread) the work runs in the calling thread.
+    results, get the CPU first.
     """
-    global _follow_up_pool
-    if not sys.platform.startswith("linux"):
-        return work()
-    from concurrent.futures import ThreadPoolExecutor
-
-    with _follow_up_lock:
-        if _follow_up_pool is None:
-            _follow_up_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zooscope-follow-up",
-                                                 initializer=_lower_priority)
-    return _follow_up_pool.submit(contextvars.copy_context().run, work).result()
+    return _submit("follow-up", work)
 
 
 # --------------------------------------------------------------------------- running
@@ -375,8 +392,8 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
             if hit is None:
                 raise NotCached(key)
             return hit
-        return cache.run_analysis(model, key, lambda m: _guarded(analyzer, model, m, spec, inputs, params, what,
-                                                                 kwargs))
+        return cache.run_analysis(model, key, lambda m: _submit(
+            "first", lambda: _guarded(analyzer, model, m, spec, inputs, params, what, kwargs)))
     except (AnalysisError, NotCached):
         raise
     except ParamError as e:

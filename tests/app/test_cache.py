@@ -129,3 +129,28 @@ def test_follow_up_work_sees_the_callers_cache_only_block(monkeypatch):
     monkeypatch.setattr(cache, "run_analysis", lambda *a, **k: pytest.fail("cache_only must not compute"))
     with compute.cache_only(), pytest.raises(compute.NotCached):
         compute.follow_up(lambda: compute.run("saliency", "vit-dot", SaliencyParams(), PIXELS + 0.25))
+
+
+def test_analyses_run_on_a_long_lived_thread_whichever_thread_asks(monkeypatch):
+    import threading
+
+    import analyzers
+
+    ran_on: list[threading.Thread] = []
+    real = analyzers.run_analyzer
+
+    def recording(*args, **kwargs):
+        ran_on.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analyzers, "run_analyzer", recording)
+    callers = []
+    for shade in (0.31, 0.32, 0.33):  # three short-lived callers, like Streamlit's script threads
+        caller = threading.Thread(target=lambda s=shade: compute.run("saliency", "vit-dot", SaliencyParams(),
+                                                                     PIXELS * s))
+        caller.start()
+        caller.join()
+        callers.append(caller)
+    assert len(ran_on) == 3 and not set(ran_on) & set(callers)
+    assert all(t.is_alive() and t.name.startswith("zooscope-compute") for t in ran_on), "long-lived, reused"
+    assert len(set(ran_on)) <= compute.COMPUTE_THREADS
