@@ -157,10 +157,9 @@ def attribution_chart(pixels: np.ndarray, attribution: np.ndarray, vmax: float |
     Opacity grows with |attribution|, so the digit shows through where attribution is small.
     """
     chart = _attribution_layout(title, size, tuple(np.shape(pixels))).copy(deep=False)
-    chart.datasets = {  # set, not .properties(): that would check every record against the schema
-        ATTRIBUTION_PICTURE: [{"url": grey_uri(pixels, _PICTURE_TOP)}],
-        ATTRIBUTION_CELLS: attribution_frame(pixels, attribution, vmax).to_dict("records"),
-    }
+    # set, not .properties(): that would check every record against the schema
+    chart.datasets = {name: frame.to_dict("records") for name, frame in
+                      _attribution_datasets(pixels, attribution, vmax).items()}
     return chart
 
 
@@ -177,12 +176,14 @@ def attribution_spec(pixels: np.ndarray, attribution: np.ndarray, vmax: float | 
     from streamlit import dataframe_util
 
     spec = copy.deepcopy(layout)
-    spec["datasets"] = {
-        ATTRIBUTION_PICTURE: dataframe_util.convert_anything_to_arrow_bytes(
-            pd.DataFrame({"url": [grey_uri(pixels, _PICTURE_TOP)]})),
-        ATTRIBUTION_CELLS: dataframe_util.convert_anything_to_arrow_bytes(attribution_frame(pixels, attribution, vmax)),
-    }
+    spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(frame) for name, frame in
+                        _attribution_datasets(pixels, attribution, vmax).items()}
     return spec
+
+
+def _attribution_datasets(pixels: np.ndarray, attribution: np.ndarray, vmax: float | None) -> dict[str, pd.DataFrame]:
+    return {ATTRIBUTION_PICTURE: pd.DataFrame({"url": [grey_uri(pixels, _PICTURE_TOP)]}),
+            ATTRIBUTION_CELLS: attribution_frame(pixels, attribution, vmax)}
 
 
 @functools.lru_cache(maxsize=32)
