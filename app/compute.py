@@ -15,8 +15,8 @@ Every call is also guarded, so one request can never take the server down with i
 
 All of them are :class:`AnalysisError`: a message for people, never a traceback.
 
-Analyses run on a few long-lived threads, not on the page's own thread (see :func:`follow_up`
-for the ones that follow a result already on screen).
+Analyses run on a few long-lived threads, not on the page's own thread; the ones that follow a
+result already on screen (``run(..., follow_up=True)``) on threads of lower CPU priority.
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ def with_memory_fallback(attempt: Callable[[Any, Any], R], model: Any, params: A
 
 # Analyses run on a few long-lived threads, never on Streamlit's script threads (a new one for
 # every run of a page). torch work spread over short-lived threads grew the server's memory by
-# 19-29 % over 100 analyses (``zooscope bench app``, memory figure); on long-lived threads 6 %.
+# 19-29 % over 100 analyses (``zooscope bench app``, memory figure); on long-lived threads 3-6 %.
 FOLLOW_UP_NICE = 10  # how much lower the follow-up threads' CPU priority is (Linux nice steps)
 COMPUTE_THREADS = max(2, min(8, os.cpu_count() or 2))  # at most this many analyses at once (other models)
 _THREAD_PREFIX = "zooscope-compute"
@@ -342,25 +342,15 @@ def _pool(kind: str) -> Any:
 def _submit(kind: str, work: Callable[[], R]) -> R:
     """``work()`` on a long-lived thread of pool ``kind``, waited for (with the caller's context)."""
     if threading.current_thread().name.startswith(_THREAD_PREFIX):
-        return work()  # already on one (a follow-up's analysis keeps its priority)
+        return work()  # already on one: run here rather than wait on a pool this thread may belong to
     return _pool(kind).submit(contextvars.copy_context().run, work).result()
-
-
-def follow_up(work: Callable[[], R]) -> R:
-    """``work()`` run on a long-lived thread of lower CPU priority, and waited for.
-
-    For analyses that follow one already on screen (the deletion/insertion curves after the
-    heatmap): while they run, the browser drawing what was just sent, and other sessions' first
-    results, get the CPU first.
-    """
-    return _submit("follow-up", work)
 
 
 # --------------------------------------------------------------------------- running
 
 
 def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[Any] | None = None, *,
-        depends_on: str = "", **kwargs: Any) -> Any:
+        depends_on: str = "", follow_up: bool = False, **kwargs: Any) -> Any:
     """Run analyzer ``analyzer`` (a key of ``analyzers.ANALYZERS``) on zoo model ``model``, cached and guarded.
 
     Args:
@@ -368,6 +358,9 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
         inputs: (28, 28) / (B, 28, 28) pixels, a list of texts or pairs, or None.
         depends_on: an extra key part for results that take another result as input (e.g. the
             attribution key for deletion curves), so different orderings never share an entry.
+        follow_up: the analysis follows a result already on screen (the deletion/insertion curves
+            after the heatmap): it runs at a lower CPU priority, so the browser drawing what was just
+            sent, and other sessions' first results, get the CPU first.
         kwargs: passed to the analyzer (e.g. ``attributions=`` for deletion curves).
 
     Raises:
@@ -393,7 +386,7 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
                 raise NotCached(key)
             return hit
         return cache.run_analysis(model, key, lambda m: _submit(
-            "first", lambda: _guarded(analyzer, model, m, spec, inputs, params, what, kwargs)))
+            "follow-up" if follow_up else "first", lambda: _guarded(analyzer, model, m, spec, inputs, params, what, kwargs)))
     except (AnalysisError, NotCached):
         raise
     except ParamError as e:

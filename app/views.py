@@ -500,9 +500,9 @@ def attribution_curves(model: str, method: str, params: Any, pixels: np.ndarray,
 
     curve_params = curve_params_for(method, params)
     return computed("Deletion and insertion curves…",
-                    lambda: compute.follow_up(lambda: compute.run(
-                        "deletion_insertion", model, curve_params, pixels,
-                        depends_on=compute.key_of(method, model, params, pixels), attributions=attribution)))
+                    lambda: compute.run("deletion_insertion", model, curve_params, pixels,
+                                        depends_on=compute.key_of(method, model, params, pixels),
+                                        follow_up=True, attributions=attribution))
 
 
 def attribution_with_curves(model: str, method: str, params: Any, pixels: np.ndarray) -> dict[str, Any] | None:

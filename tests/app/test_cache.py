@@ -105,30 +105,37 @@ def test_freezing_the_long_lived_heap_collects_garbage_first():
     assert cache.loaded_model("vit-dot") is kept
 
 
-def test_follow_up_work_runs_at_a_lower_cpu_priority_and_returns_or_raises_as_called(monkeypatch):
+def test_follow_up_analyses_run_at_a_lower_cpu_priority_and_fail_as_messages(monkeypatch):
     import os
     import sys
     import threading
 
+    import analyzers
+
     def nice() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
+    seen: list[int] = []
+    real = analyzers.run_analyzer
+
+    def recording(*args, **kwargs):
+        seen.append(nice())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analyzers, "run_analyzer", recording)
     mine = nice()
-    expected = min(19, mine + compute.FOLLOW_UP_NICE) if sys.platform.startswith("linux") else mine
-    assert compute.follow_up(nice) == expected
+    compute.run("saliency", "vit-dot", SaliencyParams(), PIXELS * 0.41)
+    compute.run("saliency", "vit-dot", SaliencyParams(), PIXELS * 0.42, follow_up=True)
+    lowered = min(19, mine + compute.FOLLOW_UP_NICE) if sys.platform.startswith("linux") else mine
+    assert seen == [mine, lowered]
     assert nice() == mine  # the caller's own priority is untouched
 
-    def fail():
-        raise compute.AnalysisError("no")
+    def failing(*args, **kwargs):
+        raise RuntimeError("boom")
 
-    with pytest.raises(compute.AnalysisError, match="no"):
-        compute.follow_up(fail)
-
-
-def test_follow_up_work_sees_the_callers_cache_only_block(monkeypatch):
-    monkeypatch.setattr(cache, "run_analysis", lambda *a, **k: pytest.fail("cache_only must not compute"))
-    with compute.cache_only(), pytest.raises(compute.NotCached):
-        compute.follow_up(lambda: compute.run("saliency", "vit-dot", SaliencyParams(), PIXELS + 0.25))
+    monkeypatch.setattr(analyzers, "run_analyzer", failing)
+    with pytest.raises(compute.AnalysisError, match="failed"):
+        compute.run("saliency", "vit-dot", SaliencyParams(), PIXELS * 0.43, follow_up=True)
 
 
 def test_analyses_run_on_a_long_lived_thread_whichever_thread_asks(monkeypatch):
