@@ -20,6 +20,7 @@ from captum.attr import (
 )
 
 from .baselines import make_baselines
+from .batching import AUTO, Batching
 from .forward import ScoreFn, image_batch, predictions, resolve_targets, score_fn, score_labels, target_label
 from .params import IG_METHODS, ParamError, Params, baseline_param, param, target_param
 from .results import AttributionResult
@@ -36,6 +37,10 @@ OCCLUSION_PAPER = "Zeiler & Fergus 2014, Visualizing and Understanding Convoluti
 FLAG_THRESHOLD = 0.05  # relative completeness error above which a result is flagged
 MIN_GAP = 1e-4  # floor of |F(x) - F(baseline)| in the relative error
 MAX_EVALUATIONS = 1 << 17  # hard cap on n_steps x examples x baseline draws per call
+# Automatic internal batches off CUDA: within 1-6 % of the fastest size for vit-dot and capsnet on 2 CPU
+# cores, where 8 was 1.2-2x slower and, for capsnet, 512 and more 1.3x slower (bench/batch.py).
+IG_CPU_BATCH = 128  # interpolated inputs per pass
+OCCLUSION_CPU_BATCH = 32  # occluded copies per pass
 
 
 def _seed_param():
@@ -55,7 +60,8 @@ class IGParams(Params):
     baseline: str = baseline_param()
     baseline_draws: int = param(8, min=1, max=64, help="Number of uniform-noise baselines averaged over")
     blur_sigma: float = _blur_param()
-    internal_batch_size: int = param(64, min=1, max=1024, help="Interpolated inputs per forward pass (memory)")
+    internal_batch_size: int = param(AUTO, min=0, max=1024, help="Interpolated inputs per forward pass; 0: as many "
+                                     f"as fit in the GPU's free memory ({IG_CPU_BATCH} on the CPU)")
     target: int = target_param()
     seed: int = _seed_param()
 
@@ -85,7 +91,8 @@ class SmoothGradParams(Params):
     nt_samples: int = param(16, min=1, max=256, help="Number of noisy copies")
     stdevs: float = param(0.15, min=0.0, max=1.0, help="Standard deviation of the Gaussian noise, in pixel units")
     n_steps: int = param(16, min=2, max=1024, help="Steps of Integrated Gradients when it is the base")
-    internal_batch_size: int = param(64, min=1, max=1024, help="Interpolated inputs per forward pass (IG base)")
+    internal_batch_size: int = param(AUTO, min=0, max=1024, help="Interpolated inputs per forward pass of the IG "
+                                     f"base; 0: as many as fit in the GPU's free memory ({IG_CPU_BATCH} on the CPU)")
     target: int = target_param()
     seed: int = _seed_param()
 
@@ -111,7 +118,8 @@ class OcclusionParams(Params):
     stride: int = param(2, min=1, max=28, help="Step of the window in pixels")
     baseline: str = baseline_param()
     blur_sigma: float = _blur_param()
-    perturbations_per_eval: int = param(16, min=1, max=1024, help="Occluded copies per forward pass (memory)")
+    perturbations_per_eval: int = param(AUTO, min=0, max=1024, help="Occluded copies per forward pass; 0: as many "
+                                        f"as fit in the GPU's free memory ({OCCLUSION_CPU_BATCH} on the CPU)")
     target: int = target_param()
     seed: int = _seed_param()
 
@@ -197,7 +205,7 @@ class _Computed:
     complete: bool = False  # True: delta = sum(attributions) - (F(x) - f_baseline), from the frame's F(x)
 
 
-Compute = Callable[[ScoreFn, torch.Tensor, torch.Tensor, Any, "torch.Tensor | None"], _Computed]
+Compute = Callable[[ScoreFn, torch.Tensor, torch.Tensor, Any, "torch.Tensor | None", Batching], _Computed]
 
 
 def _attribute_images(model, spec, inputs, params, name: str, compute: Compute,
@@ -212,7 +220,7 @@ def _attribute_images(model, spec, inputs, params, name: str, compute: Compute,
         with torch.no_grad():
             scores = f(x)  # (B, K)
         t = resolve_targets(scores, spec, params.target) if targets is None else targets.to(run.device)
-        out = compute(f, x, t, params, baseline_tensor)
+        out = compute(f, x, t, params, baseline_tensor, Batching(run.device, (spec.name, tuple(x.shape[1:]))))
         return _image_result(run, spec, x, scores, t, out, params)
 
 
@@ -278,22 +286,30 @@ def _no_grad_scores(f: ScoreFn, x: torch.Tensor, t: torch.Tensor, batch: int) ->
         return torch.cat([f(x[i:i + batch]).gather(1, t[i:i + batch, None])[:, 0] for i in range(0, len(x), batch)])
 
 
-def _ig(f: ScoreFn, x, t, p: IGParams, custom) -> _Computed:
+def _ig_batch(ig: IntegratedGradients, x, b, t, requested: int, items: int, batching: Batching) -> int:
+    """IG's internal batch: as asked, or from the memory one path point of x costs (x, b, t: one example)."""
+    def probe(n: int):
+        return ig.attribute(x, b, target=t, n_steps=n, method="gausslegendre", internal_batch_size=n)
+    return batching.size(requested, items, probe, kind="integrated_gradients", cpu=IG_CPU_BATCH)
+
+
+def _ig(f: ScoreFn, x, t, p: IGParams, custom, batching: Batching) -> _Computed:
     base = make_baselines(x, p.baseline, draws=p.baseline_draws, sigma=p.blur_sigma, seed=p.seed, custom=custom)
     k, B = base.shape[:2]  # (k, B, 1, 28, 28)
     _check_work(p.n_steps * B * k, "n_steps x images x baseline draws")
     xs, bs, ts = x.repeat(k, *[1] * (x.dim() - 1)), base.flatten(0, 1), t.repeat(k)
     ig = IntegratedGradients(f)
+    batch = _ig_batch(ig, xs[:1], bs[:1], ts[:1], p.internal_batch_size, p.n_steps * len(xs), batching)
 
     def run(ibs: int) -> torch.Tensor:
         return torch.cat([ig.attribute(xs[i:i + ibs], bs[i:i + ibs], target=ts[i:i + ibs], n_steps=p.n_steps,
                                        method=p.method, internal_batch_size=ibs) for i in range(0, len(xs), ibs)])
 
-    attr = halving_on_oom(run, p.internal_batch_size)
+    attr = halving_on_oom(run, batch)
     if p.method == "riemann_trapezoid":
         attr = attr * trapezoid_scale(p.n_steps)
     attr = attr.view(k, B, *x.shape[1:]).mean(0)  # averaged over the baseline draws
-    fb = _no_grad_scores(f, bs, ts, p.internal_batch_size).view(k, B).mean(0)
+    fb = _no_grad_scores(f, bs, ts, batch).view(k, B).mean(0)
     return _Computed(attr, base.mean(0), f_baseline=fb, complete=True)
 
 
@@ -317,11 +333,11 @@ def trapezoid_scale(n: int) -> float:
     return n / (n - 1)
 
 
-def _saliency(f: ScoreFn, x, t, p: SaliencyParams, custom) -> _Computed:
+def _saliency(f: ScoreFn, x, t, p: SaliencyParams, custom, batching) -> _Computed:
     return _Computed(Saliency(f).attribute(x.clone().requires_grad_(), target=t, abs=p.abs))
 
 
-def _input_x_gradient(f: ScoreFn, x, t, p: InputXGradientParams, custom) -> _Computed:
+def _input_x_gradient(f: ScoreFn, x, t, p: InputXGradientParams, custom, batching) -> _Computed:
     return _Computed(InputXGradient(f).attribute(x.clone().requires_grad_(), target=t))
 
 
@@ -342,20 +358,28 @@ def _seeded(seed: int, device: torch.device):
         np.random.set_state(state)
 
 
-def _smoothgrad(f: ScoreFn, x, t, p: SmoothGradParams, custom) -> _Computed:
+def _smoothgrad(f: ScoreFn, x, t, p: SmoothGradParams, custom, batching: Batching) -> _Computed:
     use_ig = p.base == "integrated_gradients"
     _check_work(p.nt_samples * (p.n_steps if use_ig else 1) * x.shape[0], "nt_samples x n_steps x images")
-    nt = NoiseTunnel(IntegratedGradients(f) if use_ig else Saliency(f))
-    extra = {"n_steps": p.n_steps, "internal_batch_size": p.internal_batch_size, "baselines": 0.0} if use_ig else {}
-    out = []
-    for i in range(x.shape[0]):  # one example at a time: its noise depends only on the seed
-        with _seeded(p.seed, x.device):
-            out.append(nt.attribute(x[i:i + 1], nt_type=p.nt_type, nt_samples=p.nt_samples, stdevs=p.stdevs,
-                                    target=t[i:i + 1], nt_samples_batch_size=max(1, min(p.nt_samples, 64)), **extra))
-    return _Computed(torch.cat(out), torch.zeros_like(x) if use_ig else None)
+    base = IntegratedGradients(f) if use_ig else Saliency(f)
+    nt = NoiseTunnel(base)
+    batch = _ig_batch(base, x[:1], torch.zeros_like(x[:1]), t[:1], p.internal_batch_size, p.nt_samples * p.n_steps,
+                      batching) if use_ig else 0
+
+    def run(ibs: int) -> torch.Tensor:
+        extra = {"n_steps": p.n_steps, "internal_batch_size": ibs, "baselines": 0.0} if use_ig else {}
+        out = []
+        for i in range(x.shape[0]):  # one example at a time: its noise depends only on the seed
+            with _seeded(p.seed, x.device):
+                out.append(nt.attribute(x[i:i + 1], nt_type=p.nt_type, nt_samples=p.nt_samples, stdevs=p.stdevs,
+                                        target=t[i:i + 1], nt_samples_batch_size=max(1, min(p.nt_samples, 64)),
+                                        **extra))
+        return torch.cat(out)
+
+    return _Computed(halving_on_oom(run, batch) if use_ig else run(0), torch.zeros_like(x) if use_ig else None)
 
 
-def _gradient_shap(f: ScoreFn, x, t, p: GradientShapParams, custom) -> _Computed:
+def _gradient_shap(f: ScoreFn, x, t, p: GradientShapParams, custom, batching) -> _Computed:
     _check_work(p.n_samples * x.shape[0], "n_samples x images")
     gs, attrs, deltas, fbs, bases = GradientShap(f), [], [], [], []
     for i in range(x.shape[0]):  # one example at a time: its samples depend only on the seed
@@ -371,7 +395,7 @@ def _gradient_shap(f: ScoreFn, x, t, p: GradientShapParams, custom) -> _Computed
     return _Computed(torch.cat(attrs), torch.cat(bases), torch.cat(deltas), torch.cat(fbs))
 
 
-def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom) -> _Computed:
+def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom, batching: Batching) -> _Computed:
     base = make_baselines(x, p.baseline, draws=1 if p.baseline != "uniform" else 4, sigma=p.blur_sigma,
                           seed=p.seed, custom=custom)  # (k, B, 1, 28, 28)
     occ = Occlusion(f)
@@ -381,7 +405,14 @@ def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom) -> _Computed:
         return torch.stack([occ.attribute(x, sliding_window_shapes=window, strides=stride, baselines=b, target=t,
                                           perturbations_per_eval=per_eval) for b in base]).mean(0)
 
-    return _Computed(halving_on_oom(run, p.perturbations_per_eval), base.mean(0))
+    def probe(n: int):  # one pass over n occluded copies of every example
+        with torch.no_grad():
+            return f(x.repeat_interleave(n, 0))
+
+    side = [(s - w) // st + 1 for s, w, st in zip(x.shape[-2:], window[1:], stride[1:])]
+    per_eval = batching.size(p.perturbations_per_eval, side[0] * side[1], probe, kind="occlusion",
+                             cpu=OCCLUSION_CPU_BATCH)
+    return _Computed(halving_on_oom(run, per_eval), base.mean(0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,9 +452,17 @@ def _text_integrated_gradients(model, spec, inputs, params: IGParams) -> Attribu
             base = _pad_baseline(model, ids, mask)
             fx, fb = forward(ids, mask, other), forward(base, mask, other)
         lig = LayerIntegratedGradients(forward, model.bert.embeddings.word_embeddings)
+
+        def probe(n: int):  # one sentence pair, n path points in one pass
+            return lig.attribute(ids[:1], base[:1], additional_forward_args=(mask[:1], other[:1]), n_steps=n,
+                                 method="gausslegendre", internal_batch_size=n)
+
+        batch = Batching(run.device, (spec.name, ids.shape[1])).size(
+            params.internal_batch_size, params.n_steps * ids.shape[0], probe, kind="integrated_gradients",
+            cpu=IG_CPU_BATCH)
         attr = halving_on_oom(lambda ibs: lig.attribute(
             ids, base, additional_forward_args=(mask, other), n_steps=params.n_steps, method=params.method,
-            internal_batch_size=ibs), params.internal_batch_size)  # (B, T, 384)
+            internal_batch_size=ibs), batch)  # (B, T, 384)
         if params.method == "riemann_trapezoid":
             attr = attr * trapezoid_scale(params.n_steps)
         tokens = attr.sum(-1) * mask  # (B, T), summed over the embedding dimension

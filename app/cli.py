@@ -5,7 +5,7 @@
     zooscope models [--json]                 list the zoo
     zooscope evaluate NAME [--json]          re-measure a shipped checkpoint on the held-out split
     zooscope analyze --model M --analyzer A --input PATH|sample:N [--param k=v ...] [--json]
-    zooscope bench ig|app                    run a benchmark
+    zooscope bench ig|app|batch              run a benchmark
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_delegate("app.analyze", "analyze_command"))
 
     s = sub.add_parser("bench", help="run a benchmark")
-    s.add_argument("suite", choices=["ig", "app"])
+    s.add_argument("suite", choices=["ig", "app", "batch"])
     s.add_argument("rest", nargs=argparse.REMAINDER)
     s.set_defaults(func=lambda a: importlib.import_module(f"bench.{a.suite}").main(a.rest))
     return p

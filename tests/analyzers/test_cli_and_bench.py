@@ -103,3 +103,16 @@ def test_bench_ig_prints_a_markdown_table(capsys):
     assert out.startswith("device: ")
     rows = [line for line in out.splitlines() if line.startswith("| vae-2d")]
     assert len(rows) == 2 and all(float(r.split("|")[-2]) > 0 for r in rows)
+
+
+def test_bench_batch_times_every_batch_size_and_the_automatic_one(capsys):
+    from bench.batch import IG_SWEEP, OCCLUSION_SWEEP, main
+
+    assert main(["--models", "vae-2d", "--images", "1", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("device: cpu")
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines() if line.startswith("| vae-2d")]
+    assert [r[4] for r in rows] == [*map(str, IG_SWEEP), "auto", *map(str, OCCLUSION_SWEEP), "auto"]
+    ratios = [float(r[6]) for r in rows]
+    assert min(ratios) == 1.0 and all(r >= 1.0 for r in ratios)
+    assert "off CUDA: the CPU default, 128" in rows[len(IG_SWEEP)][7]

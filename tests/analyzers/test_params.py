@@ -57,7 +57,7 @@ def test_non_default_values_round_trip_exactly(cls):
     ({"baseline": "grey"}, ["baseline", "grey", "black"]),
     ({"n_steps": ["4", "8"]}, ["n_steps", "2 times"]),
     ({"nsteps": "4"}, ["nsteps", "n_steps"]),
-    ({"internal_batch_size": "0"}, ["internal_batch_size", "1 to 1024"]),
+    ({"internal_batch_size": "-1"}, ["internal_batch_size", "0 to 1024"]),
     ({"target": "-2"}, ["target"]),
 ])
 def test_bad_values_are_refused_with_a_message_naming_field_value_and_range(mapping, words):
@@ -97,5 +97,5 @@ def test_field_specs_give_widget_rows():
     rows = {r.name: r for r in field_specs(IGParams)}
     assert rows["n_steps"][1:5] == (int, 64, 2, 1024)
     assert rows["method"].choices[0] == "gausslegendre"
-    assert rows["internal_batch_size"].default == 64
+    assert rows["internal_batch_size"].default == 0  # automatic
     assert math.isclose(rows["blur_sigma"].default, 4.0)

@@ -163,7 +163,7 @@ def test_a_good_input_gives_a_json_summary(files, capsys, source):
     (["n_steps=1e9"], "n_steps='1e9' is not allowed"),
     (["n_steps=NaN"], "n_steps='NaN' is not allowed"),
     (["n_steps=5.5"], "n_steps='5.5' is not allowed"),
-    (["internal_batch_size=4096"], "internal_batch_size must be an integer from 1 to 1024"),
+    (["internal_batch_size=4096"], "internal_batch_size must be an integer from 0 to 1024"),
     (["colour=red"], "unknown parameter 'colour' for IGParams; known: n_steps"),
     (["n_steps=8", "n_steps=16"], "n_steps was given 2 times; give it once"),
     (["n_steps"], "--param 'n_steps' is not KEY=VALUE"),

@@ -88,7 +88,8 @@ class FailingAnalyzer:
 def test_out_of_memory_retries_with_half_the_internal_batch_and_the_next_request_works(monkeypatch):
     fake = FailingAnalyzer(k=2)
     monkeypatch.setattr(analyzers, "run_analyzer", fake)
-    result = compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=101), PIXELS)
+    result = compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, internal_batch_size=64, seed=101),
+                         PIXELS)
     assert fake.batches() == [64, 32, 16]
     assert result.info.params["internal_batch_size"] == "16" and np.isfinite(result.attributions).all()
     assert lock_is_free("vit-dot") and hook_count(cache.loaded_model("vit-dot").model) == 0
@@ -100,7 +101,7 @@ def test_out_of_memory_at_a_batch_of_one_on_the_cpu_is_a_clear_message(monkeypat
     fake = FailingAnalyzer(k=10**6, error=error)
     monkeypatch.setattr(analyzers, "run_analyzer", fake)
     with pytest.raises(compute.AnalysisOutOfMemory) as info:
-        compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=seed), PIXELS)
+        compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, internal_batch_size=64, seed=seed), PIXELS)
     assert fake.batches() == [64, 32, 16, 8, 4, 2, 1]
     message = str(info.value)
     assert "ran out of memory, even with an internal batch of 1" in message and "Lower n_steps" in message
@@ -108,6 +109,16 @@ def test_out_of_memory_at_a_batch_of_one_on_the_cpu_is_a_clear_message(monkeypat
     assert lock_is_free("vit-dot") and hook_count(cache.loaded_model("vit-dot").model) == 0
     monkeypatch.setattr(analyzers, "run_analyzer", fake.real)  # the machine has memory again
     assert compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=seed), PIXELS).attributions.shape
+
+
+def test_out_of_memory_with_an_automatic_batch_is_not_retried_by_the_app(monkeypatch):
+    """An automatic batch is halved inside the analyzer (down to 1) before the error reaches the app."""
+    fake = FailingAnalyzer(k=10**6)
+    monkeypatch.setattr(analyzers, "run_analyzer", fake)
+    with pytest.raises(compute.AnalysisOutOfMemory, match="even with an internal batch of 1"):
+        compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=108), PIXELS)
+    assert fake.batches() == [0]
+    assert lock_is_free("vit-dot")
 
 
 def test_out_of_memory_without_a_batch_to_halve_is_not_retried(monkeypatch):
@@ -118,7 +129,8 @@ def test_out_of_memory_without_a_batch_to_halve_is_not_retried(monkeypatch):
     assert len(fake.calls) == 1
 
 
-def test_out_of_memory_on_an_accelerator_falls_back_to_a_cpu_copy(monkeypatch):
+@pytest.mark.parametrize("batch, tries_on_gpu", [(64, 7), (0, 1)])  # set: halved down to 1; automatic: by the analyzer
+def test_out_of_memory_on_an_accelerator_falls_back_to_a_cpu_copy(monkeypatch, batch, tries_on_gpu):
     import analyzers.run as run_module
     from model_zoo import get_spec, load
 
@@ -130,10 +142,11 @@ def test_out_of_memory_on_an_accelerator_falls_back_to_a_cpu_copy(monkeypatch):
     monkeypatch.setattr(cache, "cpu_model", lambda name: cpu)
     fake = FailingAnalyzer(k=10**6, only_on=shared)  # the "GPU" never has room, the CPU does
     monkeypatch.setattr(analyzers, "run_analyzer", fake)
-    result = compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=103), PIXELS)
+    result = compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, internal_batch_size=batch, seed=103),
+                         PIXELS)
     models = [m for m, _ in fake.calls]
-    assert models[:-1] == [shared] * 7 and models[-1] is cpu.model  # halved down to 1, then the CPU copy
-    assert fake.batches()[-1] == 64  # the CPU starts again from the requested batch
+    assert models[:-1] == [shared] * tries_on_gpu and models[-1] is cpu.model  # then the CPU copy
+    assert fake.batches()[-1] == batch  # the CPU starts again from the requested batch
     expected = analyzers.run_analyzer("integrated_gradients", load("vit-dot", "cpu"), get_spec("vit-dot"),
                                       compute.image_batch(PIXELS), IGParams(n_steps=8, seed=103))
     np.testing.assert_array_equal(result.attributions, expected.attributions)
@@ -322,7 +335,7 @@ def test_a_store_that_cannot_save_says_not_saved_and_keeps_the_analysis_on_scree
     ({"n_steps": "nan"}, "n_steps='nan' is not allowed"),
     ({"n_steps": "5.5"}, "n_steps='5.5' is not allowed"),
     ({"n_steps": "1025"}, "n_steps must be an integer from 2 to 1024"),
-    ({"internal_batch_size": "4096"}, "internal_batch_size must be an integer from 1 to 1024"),
+    ({"internal_batch_size": "4096"}, "internal_batch_size must be an integer from 0 to 1024"),
     ({"baseline_draws": "65"}, "baseline_draws must be an integer from 1 to 64"),
     ({"target": "5000"}, "target='5000' is not allowed"),
     ({"n_steps": ["8", "16"]}, "'n_steps' appears 2 times"),
