@@ -147,8 +147,8 @@ def attention_panel(bound: Any, view: AttentionView, source: AttentionInput, res
     """The layer and head pickers and everything drawn for them, the downloads and Share.
 
     A fragment: choosing another layer or head reruns only this part of the page (the inputs,
-    the model and the cached attention maps stay as they are). Call :func:`seed_layer_and_head`
-    first in the same run.
+    the model, the cached attention maps and, for digits, :func:`image_overview` below it stay as
+    they are). Call :func:`seed_layer_and_head` first in the same run.
     """
     from app import state
 
@@ -185,10 +185,13 @@ def _patch_maps(attentions: np.ndarray, b: int = 0) -> np.ndarray:
 
 
 def image_attention(result: Any, layer: int, head: int) -> None:
-    """Digit attention: the chosen head in full and over the image, every head, rollouts."""
+    """Digit attention: the chosen head in full and over the image.
+
+    The charts of every head share a layout, so another head updates the drawn charts in place.
+    """
     attn = result.attentions  # (L, B, H, T, T)
     labels = ec.token_labels(attn.shape[-1])
-    pixels = np.asarray(result.inputs[0]).reshape(28, 28)
+    pixels = _pixels(result)
     pred = int(result.predictions[0])
     st.caption(f"Prediction: {pred}. Rows of a map are queries, columns keys; token 0 is CLS, then the 7 × 7 "
                "patches row by row. Each row sums to 1.")
@@ -197,10 +200,25 @@ def image_attention(result: Any, layer: int, head: int) -> None:
     with left:
         ev.show_built(result, f"map-{where}", "Attention map", lambda: (
             ec.attention_map_chart(attn[layer, 0, head], labels, f"Layer {layer}, head {head}"),
-            ec.map_frame(attn[layer, 0, head], labels)))
+            ec.map_frame(attn[layer, 0, head], labels)), slot="head-map")
     with right:
         ev.show_built(result, f"cls-{where}", "CLS attention over the digit", lambda: (
-            ec.overlay_chart(pixels, result.cls_maps[layer, 0, head], f"CLS row of layer {layer}, head {head}"), None))
+            ec.overlay_chart(pixels, result.cls_maps[layer, 0, head], f"CLS row of layer {layer}, head {head}"), None),
+            slot="head-cls")
+
+
+def _pixels(result: Any) -> np.ndarray:
+    return np.asarray(result.inputs[0]).reshape(28, 28)
+
+
+def image_overview(result: Any) -> None:
+    """Digit attention that no layer or head choice changes: every head at once, and the rollouts.
+
+    Drawn by the page after :func:`attention_panel`, outside its fragment: another head does not
+    send these charts again.
+    """
+    attn = result.attentions  # (L, B, H, T, T)
+    pixels = _pixels(result)
     st.subheader("Every layer and head", divider="gray")
     st.caption("What CLS attends to on the 7 × 7 patch grid, over the digit; one colour scale (square root, so that "
                "weak heads still show) for every head.")
@@ -247,7 +265,7 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
             m = _sentence_map(attn[layer, b, head], tokens)
             ev.show_built(result, f"text-map-{name}-{layer}-{head}", f"Attention map {name}", lambda: (
                 ec.attention_map_chart(m, labels, f"Sentence {name}: layer {layer}, head {head}", token_axes=True,
-                                       size=_token_size(tokens)), ec.map_frame(m, labels)))
+                                       size=_token_size(tokens)), ec.map_frame(m, labels)), slot=f"text-map-{name}")
     st.subheader("Every layer and head", divider="gray")
     which = st.radio("Sentence", ("A", "B"), horizontal=True, key=keys.key("grid.sentence", "A", ("A", "B")))
     st.caption("Every head of every layer for one sentence, one colour scale (square root, so that weak weights "

@@ -400,7 +400,8 @@ Built = alt.TopLevelMixin | tuple[alt.TopLevelMixin, pd.DataFrame | None]  # a c
 
 
 def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, variant: str = "",
-               select: str | None = None, spec: Callable[[], dict[str, Any] | None] | None = None) -> Any:
+               select: str | None = None, spec: Callable[[], dict[str, Any] | None] | None = None,
+               slot: str | None = None) -> Any:
     """Draw the chart ``build()`` makes from result ``owner`` (optionally with its CSV table), with a Save menu.
 
     The chart and its Vega-Lite spec are made once per result (:func:`built_once`); later runs
@@ -410,6 +411,9 @@ def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, v
     files and widgets; ``variant`` names whatever else the chart depends on (a shared colour
     scale, a title). ``spec`` (optional) makes what ``st.vega_lite_chart`` draws without building
     the chart (e.g. :func:`attribution_spec`); the chart is then built when its Save menu opens.
+    ``slot`` (optional) names the place on the page that charts of one layout take turns in (the
+    chosen head's map, whatever the head): they are drawn with :func:`in_place`, so the next one
+    updates the chart already drawn there.
     """
     import copy
 
@@ -417,10 +421,12 @@ def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, v
 
     events = {"on_select": "rerun", "key": f"chart.{select}"} if select else {}
     if spec is not None and (drawn := built_once(owner, f"{key}:{variant}:spec", spec)) is not None:
+        if slot:
+            drawn = built_once(owner, f"{key}:{variant}:spec:{slot}", lambda: in_place(drawn, slot))
         event = st.vega_lite_chart(copy.deepcopy(drawn), width="content", **events)
         save_menu(lambda: built_once(owner, f"{key}:{variant}:chart", build), name, key=key)
         return event.selection if select else None
-    chart, data, spec_of_chart = built_once(owner, f"{key}:{variant}", lambda: _with_spec(build()))
+    chart, data, spec_of_chart = built_once(owner, f"{key}:{variant}", lambda: _with_spec(build(), slot))
     if spec_of_chart is None:
         event = st.altair_chart(chart, width="content", **events)
     else:
@@ -429,9 +435,67 @@ def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, v
     return event.selection if select else None
 
 
-def _with_spec(built: Built) -> tuple[alt.TopLevelMixin, pd.DataFrame | None, dict[str, Any] | None]:
+_VIEW_LISTS = ("layer", "hconcat", "vconcat", "concat")  # keys whose lists hold views
+
+
+def in_place(spec: dict[str, Any], slot: str) -> dict[str, Any]:
+    """``spec`` (from :func:`vega_spec`) made so that Streamlit can draw it by updating the chart before it.
+
+    Streamlit builds a new Vega view whenever a chart's spec differs from the one drawn in its place
+    and only updates the data when the spec is the same; Altair names every dataset after a hash of
+    its data, and titles are text in the spec. Here the datasets are named ``<slot>-0``,
+    ``<slot>-1``, ... in order, and each view title is read by a Vega expression from a column of
+    its data (``_title0``, ...; one dictionary-coded value): two charts of one layout then differ
+    in their data only. (Scale domains written into the spec still differ: such charts leave them
+    to the data.)
+    """
+    import pyarrow as pa
+    from streamlit import dataframe_util
+
+    names = {old: f"{slot}-{i}" for i, old in enumerate(spec.get("datasets", {}))}
+    titled: list[tuple[dict[str, Any], str | None, str]] = []  # (view, its data or None, title text)
+
+    def view(node: dict[str, Any], inherited: str | None) -> dict[str, Any]:
+        out = dict(node)
+        data = out.get("data")
+        if isinstance(data, dict) and data.get("name") in names:
+            out["data"] = {**data, "name": names[data["name"]]}
+        own = out["data"]["name"] if isinstance(out.get("data"), dict) and "name" in out["data"] else inherited
+        title = out.get("title")
+        text = title.get("text") if isinstance(title, dict) else title
+        if isinstance(text, str) and text:
+            titled.append((out, own, text))
+        for key in _VIEW_LISTS:
+            if isinstance(out.get(key), list):
+                out[key] = [view(v, own) if isinstance(v, dict) else v for v in out[key]]
+        if isinstance(out.get("spec"), dict):  # facet and repeat
+            out["spec"] = view(out["spec"], own)
+        return out
+
+    top = view({k: v for k, v in spec.items() if k != "datasets"}, None)
+    datasets = {names[old]: data for old, data in spec.get("datasets", {}).items()}
+    columns: dict[str, dict[str, str]] = {}
+    for i, (node, data_name, text) in enumerate(titled):
+        data_name = data_name or next(iter(datasets), None)
+        if data_name is None or not isinstance(datasets[data_name], bytes):
+            continue  # nothing to carry the title: it stays text
+        columns.setdefault(data_name, {})[f"_title{i}"] = text
+        title = node["title"]
+        expr = {"expr": f"data('{data_name}')[0]._title{i}"}
+        node["title"] = {**title, "text": expr} if isinstance(title, dict) else {"text": expr}
+    for data_name, extra in columns.items():
+        frame = pa.ipc.open_stream(datasets[data_name]).read_pandas()
+        for column, text in extra.items():
+            frame[column] = pd.Categorical([text] * len(frame))
+        datasets[data_name] = dataframe_util.convert_anything_to_arrow_bytes(frame)
+    return {**top, "datasets": datasets}
+
+
+def _with_spec(built: Built, slot: str | None = None) -> tuple[alt.TopLevelMixin, pd.DataFrame | None,
+                                                                 dict[str, Any] | None]:
     chart, data = built if isinstance(built, tuple) else (built, None)
-    return chart, data, vega_spec(chart)
+    spec = vega_spec(chart)
+    return chart, data, in_place(spec, slot) if spec is not None and slot else spec
 
 
 def vega_spec(chart: alt.TopLevelMixin) -> dict[str, Any] | None:

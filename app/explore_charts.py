@@ -65,9 +65,12 @@ def token_labels(n_tokens: int, tokens: Sequence[str] = ()) -> list[str]:
 def map_frame(attention: np.ndarray, labels: Sequence[str]) -> pd.DataFrame:
     """A (T, T) attention map as rows (row, col, query, key, weight)."""
     df = grid_frame(attention, "weight")
-    names = np.asarray(list(labels), dtype=object)
-    df["query"] = names[df["row"].to_numpy()]
-    df["key"] = names[df["col"].to_numpy()]
+    names = pd.Index(list(labels))
+    if names.is_unique:  # each name once, numbered in the data: the chart's data is 3x smaller
+        df["query"] = pd.Categorical.from_codes(df["row"].to_numpy(), categories=names)
+        df["key"] = pd.Categorical.from_codes(df["col"].to_numpy(), categories=names)
+    else:
+        df["query"], df["key"] = names.to_numpy()[df["row"].to_numpy()], names.to_numpy()[df["col"].to_numpy()]
     return df
 
 
@@ -213,17 +216,20 @@ def overlay_chart(pixels: np.ndarray, heat: np.ndarray, title: str = "", vmax: f
 
     The colour runs from ``vmin`` (transparent) to ``vmax`` (the map's maximum by default).
     """
-    vmax = float(vmax) if vmax else float(max(np.nanmax(heat), vmin + 1e-12))
+    if vmax or vmin != 0 or not np.nanmax(heat) > 0:
+        vmax = float(vmax) if vmax else float(max(np.nanmax(heat), vmin + 1e-12))
+        domain: dict[str, object] = {"domain": [vmin, vmax]}
+    else:  # 0 .. the map's maximum: left to Vega, so that maps differ in data only (charts.in_place)
+        domain = {"zero": True}
     df = grid_frame(pixels, "pixel")
     df["weight"] = np.asarray(heat, dtype=np.float64).ravel()
     h, w = np.shape(pixels)
     base = alt.Chart(df, title=title)
     under = picture_layer(pixels, fit(size, w), fit(size, h), top=0xb0 / 255)
     over = cells(base.mark_rect(), (h, w), overlap=False).encode(
-        color=alt.Color("weight:Q", title=value_name, scale=alt.Scale(scheme=OVERLAY, domain=[vmin, vmax], clamp=True),
+        color=alt.Color("weight:Q", title=value_name, scale=alt.Scale(scheme=OVERLAY, clamp=True, **domain),
                         legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
-        opacity=alt.Opacity("weight:Q", scale=alt.Scale(domain=[vmin, vmax], range=[0.0, 0.9], clamp=True),
-                            legend=None),
+        opacity=alt.Opacity("weight:Q", scale=alt.Scale(range=[0.0, 0.9], clamp=True, **domain), legend=None),
         tooltip=[alt.Tooltip("row:O"), alt.Tooltip("col:O"), alt.Tooltip("pixel:Q", format=".3f"),
                  alt.Tooltip("weight:Q", title=value_name, format=".4f")],
     )

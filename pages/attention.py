@@ -26,3 +26,5 @@ if source is not None:
         if results:
             av.seed_layer_and_head(keys, seed, results["attention"].attentions, bound.opened)
             av.attention_panel(bound, view, source, results)
+            if not source.is_text:
+                av.image_overview(results["attention"])

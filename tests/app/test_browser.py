@@ -268,6 +268,38 @@ def _choose(page, label: str, option: str) -> None:
     choice.click()
 
 
+def test_another_head_updates_the_drawn_maps_in_place_and_draws_what_a_fresh_page_draws(server, browser):
+    context, page = _new_page(browser)
+    try:
+        page.goto(f"{server}/attention?model=vit-dot&sample=11")
+        _settle(page)
+        charts = page.locator("[data-testid='stVegaLiteChart']")
+        count = charts.count()
+        head_map, overlay, grid = charts.nth(0), charts.nth(1), charts.nth(2)
+        drawn = [c.locator("canvas").first.element_handle() for c in (head_map, overlay, grid)]
+        before = [head_map.screenshot(), overlay.screenshot()]
+        _choose(page, "Head", "2")
+        _settle(page)
+        _no_exception(page)
+        assert "head=2" in page.url
+        assert [c.evaluate("c => c.isConnected") for c in drawn] == [True] * 3, "a chart was built anew, not updated"
+        page.mouse.move(0, 0)  # the option clicked lay over a chart: its hover toolbar would show
+        updated = [head_map.screenshot(), overlay.screenshot()]
+        assert updated[0] != before[0] and updated[1] != before[1]
+        assert charts.count() == count
+        url = page.url
+    finally:
+        context.close()
+    context, page = _new_page(browser)
+    try:
+        page.goto(url)  # the same view in a new session: drawn from scratch (titles included)
+        _settle(page)
+        charts = page.locator("[data-testid='stVegaLiteChart']")
+        assert [charts.nth(0).screenshot(), charts.nth(1).screenshot()] == updated
+    finally:
+        context.close()
+
+
 def test_another_target_updates_the_drawn_heatmap_in_place_and_draws_what_a_fresh_page_draws(server, browser):
     context, page = _new_page(browser)
     try:

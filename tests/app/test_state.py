@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from app import charts, messages, share, state
+from app import explore_charts as ec
 from app.state import AttributionView, Column, CompareView, InputRef, LinkView, ModelsView
 
 
@@ -178,6 +179,35 @@ def test_the_fast_attribution_spec_is_what_streamlit_would_draw_for_the_chart():
     other = charts.attribution_spec(pixels, -attribution, None, title="IG on vit-dot")
     assert {k: v for k, v in other.items() if k != "datasets"} == {k: v for k, v in fast.items() if k != "datasets"}
     assert other["datasets"][charts.ATTRIBUTION_CELLS] != fast["datasets"][charts.ATTRIBUTION_CELLS]
+
+
+def _inline(spec: dict) -> dict:
+    """A spec from Streamlit's converter with its Arrow datasets as records (what vl-convert reads)."""
+    import pyarrow as pa
+
+    rows = {k: pa.ipc.open_stream(v).read_pandas().astype(object).to_dict("records") for k, v in spec["datasets"].items()}
+    return {**spec, "datasets": rows}
+
+
+def _svg(spec: dict) -> str:
+    vlc = pytest.importorskip("vl_convert")
+    return re.sub(r"gradient_\d+", "gradient", vlc.vegalite_to_svg(spec))
+
+
+@pytest.mark.parametrize("make", [
+    lambda heat, title: ec.attention_map_chart(heat[:10, :10] / heat[:10, :10].sum(1, keepdims=True),
+                                               ec.token_labels(10), title),
+    lambda heat, title: ec.overlay_chart(np.linspace(0, 1, 784).reshape(28, 28), heat, title),
+])
+def test_charts_drawn_in_place_differ_in_data_only_and_draw_what_the_chart_draws(make):
+    rng = np.random.default_rng(5)
+    one, two = make(rng.random((28, 28)), "Layer 0, head 1"), make(rng.random((28, 28)) ** 3, "Layer 3, head 2")
+    a, b = (charts.in_place(charts.vega_spec(c), "head-map") for c in (one, two))
+    assert {k: v for k, v in a.items() if k != "datasets"} == {k: v for k, v in b.items() if k != "datasets"}
+    assert all(name.startswith("head-map-") for name in a["datasets"]) and a["datasets"] != b["datasets"]
+    for chart, spec, title in ((one, a, "Layer 0, head 1"), (two, b, "Layer 3, head 2")):
+        drawn = _svg(_inline(spec))
+        assert title in drawn and drawn == _svg(chart.to_dict())  # the title, colours and scales of the chart
 
 
 @pytest.mark.parametrize("chart", [
