@@ -14,10 +14,10 @@ import torch
 
 from analyzers import IGParams, OcclusionParams, ParamError, SmoothGradParams, params_from_mapping
 from analyzers import batching
-from analyzers.attribution import IG_CPU_BATCH, OCCLUSION_CPU_BATCH, _ig, _occlusion, _smoothgrad
+from analyzers.attribution import IG_CPU_BATCH, OCCLUSION_CPU_BATCH, TEXT_IG_CPU_BATCH, _ig, _occlusion, _smoothgrad
 from analyzers.batching import AUTO, MAX_BATCH, MEMORY_SHARE, Batching, fit
 
-from .conftest import trained_or_skip, untrained
+from .conftest import minilm, trained_or_skip, untrained
 
 CUDA = torch.device("cuda")
 KEY = ("vit-dot", (1, 28, 28))
@@ -196,3 +196,17 @@ def test_smoothgrad_over_ig_on_a_gpu_fits_its_internal_batch(monkeypatch, digits
     on_cpu = _smoothgrad(model.scores, x, t, params.replace(internal_batch_size=64), None,
                          Batching(torch.device("cpu"), KEY))
     np.testing.assert_allclose(out.attributions.numpy(), on_cpu.attributions.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_text_integrated_gradients_asks_for_its_own_smaller_cpu_batch(monkeypatch):
+    """MiniLM's path points cost far more memory than a digit's: off CUDA they go 64 per pass, not 128."""
+    from analyzers import integrated_gradients
+    from model_zoo import get_spec
+
+    asked = []
+    real = Batching.size
+    monkeypatch.setattr(Batching, "size", lambda self, *a, **k: asked.append((a, k)) or real(self, *a, **k))
+    result = integrated_gradients(minilm(), get_spec("minilm"), [("A cat sleeps.", "A dog barks.")], IGParams(n_steps=4))
+    assert np.isfinite(result.attributions).all()
+    (requested, items, _probe), kwargs = asked[0]
+    assert (requested, items, kwargs["cpu"]) == (AUTO, 4, TEXT_IG_CPU_BATCH) and TEXT_IG_CPU_BATCH < IG_CPU_BATCH
