@@ -408,13 +408,14 @@ def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom, batching: Batching)
         return torch.stack([occ.attribute(x, sliding_window_shapes=window, strides=stride, baselines=b, target=t,
                                           perturbations_per_eval=per_eval) for b in base]).mean(0)
 
-    def probe(n: int):  # one pass over n occluded copies of every example
+    def probe(n: int):  # one pass over n occluded copies of one example
         with torch.no_grad():
-            return f(x.repeat_interleave(n, 0))
+            return f(x[:1].expand(n, *x.shape[1:]))
 
     side = [(s - w) // st + 1 for s, w, st in zip(x.shape[-2:], window[1:], stride[1:])]
-    per_eval = batching.size(p.perturbations_per_eval, side[0] * side[1], probe, kind="occlusion",
-                             cpu=OCCLUSION_CPU_BATCH)
+    B = x.shape[0]  # a pass holds per_eval copies of each of the B examples
+    per_eval = p.perturbations_per_eval or max(1, batching.size(
+        AUTO, side[0] * side[1] * B, probe, kind="occlusion", cpu=OCCLUSION_CPU_BATCH * B) // B)
     return _Computed(halving_on_oom(run, per_eval), base.mean(0))
 
 

@@ -173,11 +173,14 @@ def test_occlusion_on_a_gpu_occludes_as_many_copies_per_pass_as_fit_and_draws_th
     cuda = SimulatedCuda(monkeypatch, free=0, fixed=20_000, per_row=500)
     f = cuda.watch(model.scores)
     t = _targets(model.scores, x)
-    cuda.budget_for(10, per_input=2 * 500)  # one occluded copy of each of the two images
+    cuda.budget_for(20, per_input=500)  # 20 occluded images: 10 copies of each of the two
     params = OcclusionParams(window=7, stride=7)
     out = _occlusion(f, x, t, params, None, Batching(CUDA, ("capsnet", (1, 28, 28))))
-    assert cuda.passes[:2] == [2, 2 * batching.PROBE_SIZE]
+    assert cuda.passes[:2] == [1, batching.PROBE_SIZE]  # the cost of one occluded image
     assert max(cuda.passes[2:]) == 10 * 2
+    cuda.passes.clear()
+    _occlusion(f, x[:1], t[:1], params.replace(window=4, stride=4), None, Batching(CUDA, ("capsnet", (1, 28, 28))))
+    assert cuda.passes == [1, 20, 20, 9]  # one image: 20 of its 49 copies per pass; the cost not measured again
     on_cpu = _occlusion(model.scores, x, t, params.replace(perturbations_per_eval=OCCLUSION_CPU_BATCH), None,
                         Batching(torch.device("cpu"), KEY))
     np.testing.assert_allclose(out.attributions.numpy(), on_cpu.attributions.numpy(), rtol=1e-4, atol=1e-6)
