@@ -65,13 +65,12 @@ def fresh_costs():
     batching.forget_costs()
 
 
-def _digit(digits, n=1):
-    return digits[:n]
-
-
-def _targets(f, x):
+def _on_simulated_gpu(monkeypatch, model, x, *, free=0, fixed=50_000, per_row=1_000):
+    """The simulated device, the model's score function watched by it, and the predicted targets of x."""
+    cuda = SimulatedCuda(monkeypatch, free=free, fixed=fixed, per_row=per_row)
     with torch.no_grad():
-        return f(x).argmax(1)
+        t = model.scores(x).argmax(1)
+    return cuda, cuda.watch(model.scores), t
 
 
 # --- the arithmetic --------------------------------------------------------------------------
@@ -125,11 +124,8 @@ def test_a_batch_param_of_zero_means_automatic_and_a_negative_one_says_the_range
 
 def test_integrated_gradients_on_a_gpu_passes_as_many_path_points_as_fit_and_draws_the_same_map(
         monkeypatch, digits):
-    model = trained_or_skip("vit-dot")
-    x = _digit(digits)
-    cuda = SimulatedCuda(monkeypatch, free=0, fixed=50_000, per_row=1_000)
-    f = cuda.watch(model.scores)
-    t = _targets(model.scores, x)
+    model, x = trained_or_skip("vit-dot"), digits[:1]
+    cuda, f, t = _on_simulated_gpu(monkeypatch, model, x)
     cuda.budget_for(24, per_input=1_000)
     out = _ig(f, x, t, IGParams(n_steps=64), None, Batching(CUDA, KEY))
     probes, work = cuda.passes[:2], cuda.passes[2:]
@@ -142,11 +138,8 @@ def test_integrated_gradients_on_a_gpu_passes_as_many_path_points_as_fit_and_dra
 
 
 def test_integrated_gradients_with_room_for_everything_takes_one_pass_and_a_set_batch_wins(monkeypatch, digits):
-    model = untrained("vit-dot")
-    x = _digit(digits, 2)
-    cuda = SimulatedCuda(monkeypatch, free=10**12, fixed=50_000, per_row=1_000)
-    f = cuda.watch(model.scores)
-    t = _targets(model.scores, x)
+    model, x = untrained("vit-dot"), digits[:2]
+    cuda, f, t = _on_simulated_gpu(monkeypatch, model, x, free=10**12)
     _ig(f, x, t, IGParams(n_steps=32, baseline="uniform", baseline_draws=3), None, Batching(CUDA, KEY))
     assert max(cuda.passes[2:]) == 32 * 2 * 3  # every path point of every draw of both images at once
     cuda.passes.clear()
@@ -162,17 +155,16 @@ def test_integrated_gradients_on_the_cpu_uses_the_cpu_batch(digits):
         seen.append(x.shape[0])
         return model.scores(x)
 
-    x = _digit(digits)
-    _ig(f, x, _targets(model.scores, x), IGParams(n_steps=IG_CPU_BATCH * 2), None, Batching(torch.device("cpu"), KEY))
+    x = digits[:1]
+    with torch.no_grad():
+        t = model.scores(x).argmax(1)
+    _ig(f, x, t, IGParams(n_steps=IG_CPU_BATCH * 2), None, Batching(torch.device("cpu"), KEY))
     assert max(seen) == IG_CPU_BATCH
 
 
 def test_occlusion_on_a_gpu_occludes_as_many_copies_per_pass_as_fit_and_draws_the_same_map(monkeypatch, digits):
-    model = untrained("capsnet")
-    x = _digit(digits, 2)
-    cuda = SimulatedCuda(monkeypatch, free=0, fixed=20_000, per_row=500)
-    f = cuda.watch(model.scores)
-    t = _targets(model.scores, x)
+    model, x = untrained("capsnet"), digits[:2]
+    cuda, f, t = _on_simulated_gpu(monkeypatch, model, x, fixed=20_000, per_row=500)
     cuda.budget_for(20, per_input=500)  # 20 occluded images: 10 copies of each of the two
     params = OcclusionParams(window=7, stride=7)
     out = _occlusion(f, x, t, params, None, Batching(CUDA, ("capsnet", (1, 28, 28))))
@@ -187,11 +179,8 @@ def test_occlusion_on_a_gpu_occludes_as_many_copies_per_pass_as_fit_and_draws_th
 
 
 def test_smoothgrad_over_ig_on_a_gpu_fits_its_internal_batch(monkeypatch, digits):
-    model = untrained("vit-dot")
-    x = _digit(digits)
-    cuda = SimulatedCuda(monkeypatch, free=0, fixed=50_000, per_row=1_000)
-    f = cuda.watch(model.scores)
-    t = _targets(model.scores, x)
+    model, x = untrained("vit-dot"), digits[:1]
+    cuda, f, t = _on_simulated_gpu(monkeypatch, model, x)
     cuda.budget_for(12, per_input=1_000)
     params = SmoothGradParams(base="integrated_gradients", nt_samples=4, n_steps=16)
     out = _smoothgrad(f, x, t, params, None, Batching(CUDA, KEY))
