@@ -4,7 +4,7 @@ Every setting that matters is passed as a command-line flag, so the server behav
 same whatever directory it is started from (``.streamlit/config.toml`` holds the same
 values for a bare ``streamlit run``). Started through :func:`launch`, the server also serves
 an ``index.html`` that connects page URLs (share links) straight to the app's root
-(:func:`serve_direct_connect`).
+(:func:`serve_direct_connect`), and answers without Nagle's delay (:func:`serve_without_nagle_delay`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import MutableMapping
@@ -122,6 +123,45 @@ def serve_direct_connect() -> bool:
     return True
 
 
+def tcp_socket(sock: socket.socket) -> socket.socket:
+    """``sock``, a bound internet socket, as one that names TCP as its protocol (same file
+    descriptor, still non-blocking and inheritable); ``sock`` itself when it names TCP already or
+    is not an internet stream socket. asyncio sets TCP_NODELAY on the connections a socket accepts
+    only when it names TCP, and accepted sockets take their protocol from the listening one."""
+    if (sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM
+            or sock.proto == socket.IPPROTO_TCP):
+        return sock
+    tcp = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    tcp.setblocking(False)
+    tcp.set_inheritable(True)
+    return tcp
+
+
+def serve_without_nagle_delay() -> bool:
+    """Have Streamlit's server send every response at once; False when this Streamlit does not
+    bind its socket the way this expects (nothing changed then).
+
+    Streamlit 1.67 binds its listening socket as ``socket.socket(family)``, whose protocol is 0,
+    so asyncio left Nagle's algorithm on for every connection: a response written in two parts
+    (headers, then body) waited for the browser's delayed ACK, 40 ms for each of the ~60 scripts a
+    first visit fetches over a kept-alive connection (a share link's first visit: 1.40 -> 1.10 s).
+    """
+    try:
+        from streamlit.web.server.starlette import starlette_server
+    except ImportError:
+        return False
+    bind = getattr(starlette_server, "_bind_socket", None)
+    if bind is None or getattr(bind, "zooscope_tcp", False):
+        return bind is not None
+
+    def bind_tcp(*args: object, **kwargs: object) -> socket.socket:
+        return tcp_socket(bind(*args, **kwargs))
+
+    bind_tcp.zooscope_tcp = True  # type: ignore[attr-defined]
+    starlette_server._bind_socket = bind_tcp
+    return True
+
+
 def server_environment(environ: MutableMapping[str, str]) -> None:
     """Add :data:`SERVER_ENV` to ``environ`` where it has no value of its own (before torch loads)."""
     for name, value in SERVER_ENV.items():
@@ -137,6 +177,7 @@ def launch(argv: list[str]) -> int:
 
     cache.warm_up()
     serve_direct_connect()
+    serve_without_nagle_delay()
     return cli.main(args=argv, prog_name="streamlit", standalone_mode=True)
 
 

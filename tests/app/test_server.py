@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +62,56 @@ def test_an_index_of_another_shape_is_left_as_streamlit_ships_it(tmp_path):
     assert server.direct_connect_static_dir(static, ["attribution"], tmp_path / "out") is None
     (static / "index.html").write_text("<html><head><script>window.__streamlit = {}</script></head></html>")
     assert server.direct_connect_static_dir(static, ["attribution"], tmp_path / "out") is None
+
+
+def _nodelay_on_an_accepted_connection(listening: socket.socket) -> int:
+    """TCP_NODELAY on the server's side of one connection that asyncio accepts on ``listening``."""
+    async def accept_one() -> int:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[int] = loop.create_future()
+
+        class Accepted(asyncio.Protocol):
+            def connection_made(self, transport):  # type: ignore[override]
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        serving = await loop.create_server(Accepted, sock=listening)
+        _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(seen, 5)
+        finally:
+            writer.close()
+            serving.close()
+            await serving.wait_closed()
+
+    return asyncio.run(accept_one())
+
+
+def test_a_listening_socket_made_without_a_protocol_accepts_connections_without_nagles_delay():
+    plain = socket.socket(socket.AF_INET)  # how Streamlit 1.67 makes its own: protocol 0
+    plain.bind(("127.0.0.1", 0))
+    plain.listen(8)
+    plain.setblocking(False)
+    plain.set_inheritable(True)
+    fd, address = plain.fileno(), plain.getsockname()
+    tcp = server.tcp_socket(plain)
+    assert tcp.proto == socket.IPPROTO_TCP and tcp.fileno() == fd and tcp.getsockname() == address
+    assert not tcp.getblocking() and tcp.get_inheritable()
+    assert _nodelay_on_an_accepted_connection(tcp) != 0
+    with socket.socket(socket.AF_UNIX) as local:  # not an internet socket: left as it is
+        assert server.tcp_socket(local) is local
+
+
+def test_streamlits_server_socket_accepts_connections_without_nagles_delay(monkeypatch):
+    from streamlit.web.server.starlette import starlette_server
+
+    monkeypatch.setattr(starlette_server, "_bind_socket", starlette_server._bind_socket)  # put back afterwards
+    assert server.serve_without_nagle_delay()
+    patched = starlette_server._bind_socket
+    assert server.serve_without_nagle_delay() and starlette_server._bind_socket is patched  # wrapped once
+    listening = patched("127.0.0.1", 0, 8)  # Streamlit's own bind, through the wrapper
+    assert _nodelay_on_an_accepted_connection(listening) != 0
 
 
 def test_the_server_environment_makes_torchs_waiting_threads_sleep_unless_told_otherwise():
