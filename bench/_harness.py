@@ -149,11 +149,19 @@ def zooscope_command(port: int) -> list[str]:
     return [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--host", HOST]
 
 
+# Streamlit's own command line behind the transport zooscope's launcher sets up (responses sent
+# without Nagle's delay, ``app.server.serve_without_nagle_delay``), and nothing else of zooscope's.
+STREAMLIT_LAUNCHER = ("import sys; from app import server; server.serve_without_nagle_delay(); "
+                      "from streamlit.web import cli; "
+                      "sys.exit(cli.main(args=sys.argv[1:], prog_name='streamlit', standalone_mode=True))")
+
+
 def streamlit_command(script: Path, port: int) -> list[str]:
-    """``streamlit run script`` with exactly the flags zooscope serves with."""
+    """``streamlit run script`` with exactly the flags and the server transport zooscope serves with,
+    so that a floor differs from its figure only by zooscope's own work."""
     from app.server import server_flags
 
-    return [sys.executable, "-m", "streamlit", "run", str(script), *server_flags(HOST, port)]
+    return [sys.executable, "-c", STREAMLIT_LAUNCHER, "run", str(script), *server_flags(HOST, port)]
 
 
 EMPTY_APP = 'import streamlit as st\nst.selectbox("choice", list(range(10)), key="choice")\nst.write("ready")\n'
