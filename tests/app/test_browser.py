@@ -268,6 +268,18 @@ def _choose(page, label: str, option: str) -> None:
     choice.click()
 
 
+def _fresh_chart_screenshots(browser, url: str, n: int) -> list[bytes]:
+    """Screenshots of the first ``n`` charts of ``url`` opened in a new session (drawn from scratch)."""
+    context, page = _new_page(browser)
+    try:
+        page.goto(url)
+        _settle(page)
+        charts = page.locator("[data-testid='stVegaLiteChart']")
+        return [charts.nth(i).screenshot() for i in range(n)]
+    finally:
+        context.close()
+
+
 def test_another_head_updates_the_drawn_maps_in_place_and_draws_what_a_fresh_page_draws(server, browser):
     context, page = _new_page(browser)
     try:
@@ -290,14 +302,7 @@ def test_another_head_updates_the_drawn_maps_in_place_and_draws_what_a_fresh_pag
         url = page.url
     finally:
         context.close()
-    context, page = _new_page(browser)
-    try:
-        page.goto(url)  # the same view in a new session: drawn from scratch (titles included)
-        _settle(page)
-        charts = page.locator("[data-testid='stVegaLiteChart']")
-        assert [charts.nth(0).screenshot(), charts.nth(1).screenshot()] == updated
-    finally:
-        context.close()
+    assert _fresh_chart_screenshots(browser, url, 2) == updated  # titles included
 
 
 def test_another_target_updates_the_drawn_heatmap_in_place_and_draws_what_a_fresh_page_draws(server, browser):
@@ -318,10 +323,4 @@ def test_another_target_updates_the_drawn_heatmap_in_place_and_draws_what_a_fres
         url = page.url
     finally:
         context.close()
-    context, page = _new_page(browser)
-    try:
-        page.goto(url)  # the same analysis in a new session: drawn from scratch
-        _settle(page)
-        assert page.locator("[data-testid='stVegaLiteChart']").first.screenshot() == updated
-    finally:
-        context.close()
+    assert _fresh_chart_screenshots(browser, url, 1) == [updated]
