@@ -50,19 +50,20 @@ class AttentionInput:
 # --------------------------------------------------------------------------- attention: inputs
 
 
-def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str) -> AttentionInput | None:
+def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str,
+                    host: Any = st) -> AttentionInput | None:
     """The input widgets that fit ``model``: two sentences for text, the digit picker for images.
 
     Returns None (after saying why) when a sentence is not acceptable.
     """
     if not is_text_model(model):
-        picked = views.input_picker(keys, seed.input)
+        picked = views.input_picker(keys, seed.input, host=host)
         return AttentionInput(picked.ref, seed.texts, picked.label, picked.pixels)
     from app.inputs import InputError, validate_text
 
     texts = []
     for name, text in zip("AB", seed.texts):
-        raw = st.text_area(f"Sentence {name}", key=keys.key(f"text.{name}", text), max_chars=MAX_TEXT_CHARS,
+        raw = host.text_area(f"Sentence {name}", key=keys.key(f"text.{name}", text), max_chars=MAX_TEXT_CHARS,
                            height=80, help="Shown exactly as typed; MiniLM reads at most 128 tokens.")
         try:
             texts.append(validate_text(raw, max_chars=MAX_TEXT_CHARS))
@@ -72,7 +73,7 @@ def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str) -
     return AttentionInput(seed.input, (texts[0], texts[1]), "two sentences")
 
 
-def attention_params(keys: session.WidgetKeys, seed: AttentionView, model: str) -> Any:
+def attention_params(keys: session.WidgetKeys, seed: AttentionView, model: str, host: Any = st) -> Any:
     """Rollout settings (AttentionParams) in an expander, seeded from the view.
 
     The explained class (``target``) is offered for digit models only: for sentences the
@@ -82,17 +83,17 @@ def attention_params(keys: session.WidgetKeys, seed: AttentionView, model: str) 
 
     current = seed.params_object()
     specs = {s.name: s for s in field_specs(AttentionParams)}
-    with st.expander("Rollout settings"):
+    with host.expander("Rollout settings"):
         fusions = list(specs["head_fusion"].choices)
-        values = {"head_fusion": st.selectbox("head_fusion", fusions, help=specs["head_fusion"].help,
+        values = {"head_fusion": host.selectbox("head_fusion", fusions, help=specs["head_fusion"].help,
                                               key=keys.key("attention.head_fusion", current.head_fusion, fusions)),
-                  "gradient_rollout": st.checkbox("gradient_rollout", help=specs["gradient_rollout"].help,
+                  "gradient_rollout": host.checkbox("gradient_rollout", help=specs["gradient_rollout"].help,
                                                   key=keys.key("attention.gradient_rollout", current.gradient_rollout)),
                   "target": current.target}
         if not is_text_model(model):
             labels = views.labels_of(model)
             targets = [-1, *range(len(labels))]
-            values["target"] = st.selectbox(
+            values["target"] = host.selectbox(
                 "target", targets, help="The class the gradient rollout explains",
                 key=keys.key("attention.target", current.target, targets),
                 format_func=lambda i: "predicted class" if i < 0 else f"{i} ({labels[i]})")

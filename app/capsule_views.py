@@ -23,19 +23,19 @@ CLASSES = list(range(-1, 10))
 SLIDER_STEPS = 10  # slider positions on each side of 0
 
 
-def class_picker(keys: session.WidgetKeys, name: str, label: str, seed: int, help: str) -> int:
+def class_picker(keys: session.WidgetKeys, name: str, label: str, seed: int, help: str, host: Any = st) -> int:
     """A digit class, or -1 for "the predicted class"."""
-    return st.selectbox(label, CLASSES, key=keys.key(name, seed, CLASSES), help=help,
+    return host.selectbox(label, CLASSES, key=keys.key(name, seed, CLASSES), help=help,
                         format_func=lambda c: "the predicted class" if c < 0 else str(c))
 
 
-def pose_settings(keys: session.WidgetKeys, seed: CapsuleView) -> tuple[tuple[str, str], ...]:
+def pose_settings(keys: session.WidgetKeys, seed: CapsuleView, host: Any = st) -> tuple[tuple[str, str], ...]:
     """Steps and span of the pose perturbation grid (also the sliders' range)."""
     from app.explore_state import POSE_FIELDS
 
     current = seed.pose_params()
-    with st.expander("Pose perturbation settings"):
-        values = {f: ev.number_field(keys, "pose", f, current) for f in POSE_FIELDS}
+    with host.expander("Pose perturbation settings"):
+        values = {f: ev.number_field(keys, "pose", f, current, host) for f in POSE_FIELDS}
     params = ev.build_params(type(current), {**values, "target": current.target}, current)
     return tuple((k, v) for k, v in state.canonical(params) if k in POSE_FIELDS)
 

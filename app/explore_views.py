@@ -50,9 +50,11 @@ def digit(pixels: np.ndarray, caption: str, scale: int = 4) -> None:
 # --------------------------------------------------------------------------- widgets
 
 
-def model_picker(keys: session.WidgetKeys, models: Sequence[str], seed: str, label: str = "Model") -> str:
+def model_picker(keys: session.WidgetKeys, models: Sequence[str], seed: str, label: str = "Model",
+                 host: Any = st) -> str:
     """A select box over ``models``, seeded from the view."""
-    return st.selectbox(label, list(models), key=keys.key("model", seed, list(models)), format_func=views.model_label)
+    return host.selectbox(label, list(models), key=keys.key("model", seed, list(models)),
+                          format_func=views.model_label)
 
 
 def index_picker(keys: session.WidgetKeys, name: str, label: str, seed: int, count: int, *, opened: bool,
@@ -66,14 +68,14 @@ def index_picker(keys: session.WidgetKeys, name: str, label: str, seed: int, cou
                           format_func=lambda i: str(i + first))
 
 
-def heldout_picker(keys: session.WidgetKeys, seed: int, label: str) -> int:
+def heldout_picker(keys: session.WidgetKeys, seed: int, label: str, host: Any = st) -> int:
     """A held-out digit chosen by class, then example (for a second input, beside ``views.input_picker``)."""
     y = cache.heldout_split().y_heldout
     classes = list(range(10))
-    cls = st.selectbox(f"{label}: digit class", classes, key=keys.key("other.digit", int(y[seed]), classes))
+    cls = host.selectbox(f"{label}: digit class", classes, key=keys.key("other.digit", int(y[seed]), classes))
     indices = [int(i) for i in np.flatnonzero(y == cls)]
-    return st.select_slider(f"{label}: example", indices, key=keys.key("other.sample", seed, indices),
-                            format_func=lambda i: f"#{i}")
+    return host.select_slider(f"{label}: example", indices, key=keys.key("other.sample", seed, indices),
+                              format_func=lambda i: f"#{i}")
 
 
 def number_field(keys: session.WidgetKeys, part: str, name: str, current: Any, host: Any = st) -> Any:

@@ -38,24 +38,24 @@ def _current(seed: LatentView, model: str, part: str) -> Any:
     return params_from_mapping(latent_params_class(part), dict(params))
 
 
-def projection_settings(keys: session.WidgetKeys, seed: LatentView, model: str) -> Any:
+def projection_settings(keys: session.WidgetKeys, seed: LatentView, model: str, host: Any = st) -> Any:
     """The projection (identity for 2-D latents, PCA, t-SNE, UMAP) and its own settings."""
     current = _current(seed, model, "proj")
     methods = list(projection_methods(model))
-    method = st.selectbox("Projection", methods, key=keys.key("proj.method", current.method, methods),
+    method = host.selectbox("Projection", methods, key=keys.key("proj.method", current.method, methods),
                           format_func=METHOD_LABELS.get,
                           help="How the posterior means are drawn in 2-D. t-SNE and UMAP are fitted once and cached.")
     values = {"method": method}
     if method in METHOD_FIELDS:
-        with st.expander(f"{METHOD_LABELS[method]} settings"):
-            values.update({f: ev.number_field(keys, "proj", f, current) for f in METHOD_FIELDS[method]})
+        with host.expander(f"{METHOD_LABELS[method]} settings"):
+            values.update({f: ev.number_field(keys, "proj", f, current, host) for f in METHOD_FIELDS[method]})
     kept = {k: getattr(current, k) for k in ("n_neighbors", "min_dist", "perplexity", "seed")}
     return ev.build_params(type(current), {**kept, **values}, current)
 
 
-def other_end(keys: session.WidgetKeys, seed: LatentView) -> int:
+def other_end(keys: session.WidgetKeys, seed: LatentView, host: Any = st) -> int:
     """The held-out digit at the far end of the interpolation."""
-    return ev.heldout_picker(keys, seed.other, "Path to")
+    return ev.heldout_picker(keys, seed.other, "Path to", host)
 
 
 def grid_settings(keys: session.WidgetKeys, seed: LatentView, model: str) -> Any:

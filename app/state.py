@@ -600,6 +600,10 @@ def bind(view_cls: type[V]) -> Bound[V]:
         data.views[page] = view
         data.notices[page] = problems
         data.written_query[page] = _signature(query)
+        if view.link:  # a share link opens as a report: its settings as text until the person asks to change them
+            data.reading[page] = view.link
+        else:
+            data.reading.pop(page, None)
         return Bound(view, True, problems)
     view = data.views.get(page)
     if not isinstance(view, view_cls):

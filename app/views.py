@@ -15,9 +15,11 @@ A page then is::
     bound = state.bind(CapsulesView)                    # URL / share link / last view -> typed view
     messages.link_problems(bound.problems)              # what was wrong with the link, if anything
     keys = session.WidgetKeys(CapsulesView.PAGE, force=bound.opened)
-    model = st.selectbox("Model", CapsulesView.models(), key=keys.key("model", bound.view.model, CapsulesView.models()))
-    picked = views.input_picker(keys, bound.view.input)
-    params = widgets.params_form(CapsuleParams, bound.view.params_of("capsule_routing"), keys, prefix="capsule_routing")
+    with views.settings(st.container(), keys) as ui:    # the controls, or an opened link's settings as text
+        model = ui.selectbox("Model", CapsulesView.models(), key=keys.key("model", bound.view.model, CapsulesView.models()))
+        picked = views.input_picker(keys, bound.view.input, host=ui)
+        params = widgets.params_form(CapsuleParams, bound.view.params_of("capsule_routing"), keys,
+                                     prefix="capsule_routing", host=ui)
     view = state.settle(bound, CapsulesView(model=model, input=picked.ref).with_params("capsule_routing", params))
     state.publish(view)                                 # the URL reproduces the view
     saved = views.saved_results(view.link)              # a share link: show the stored results
@@ -30,16 +32,17 @@ A page then is::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from app import cache, charts, messages, navigation, session, share, state
+from app import cache, charts, messages, navigation, session, share, state, widgets
 from app.state import InputRef
 
 _log = logging.getLogger(__name__)
@@ -48,6 +51,35 @@ THUMB_SCALE = 5  # 28 px -> 140 px, nearest neighbour: crisp pixels
 
 
 # --------------------------------------------------------------------------- frame
+
+
+@contextlib.contextmanager
+def settings(place: Any, keys: session.WidgetKeys) -> Iterator[Any]:
+    """A page's settings, drawn in ``place``: yields where the settings code puts its widgets.
+
+    Normally that is ``st`` (inside ``place``), and the controls are drawn. While the page shows a
+    share link as it was opened, it is a :class:`widgets.SettingsSummary`: the same code runs and
+    reads the link's values, and ``place`` shows them as text with a "Change settings" button
+    that brings the controls back, set to those values. A person who opens a link sees what was
+    analysed, every setting included, before anything invites them to change it (and the page
+    does not draw a dozen controls they did not ask for).
+    """
+    with place:
+        if session.current().reading.get(keys.page) is None:
+            yield st
+            return
+        summary = widgets.SettingsSummary()
+        yield summary
+        st.markdown(f"**Settings of this shared analysis**  \n{summary.markdown()}")
+        for args, kwargs in summary.images:
+            st.image(*args, **kwargs)
+        st.button("Change settings", key=keys.name("change-settings"), icon=":material/tune:",
+                  on_click=_stop_reading, args=(keys.page,),
+                  help="Show the controls, set to these values. The saved numbers stay until a setting changes.")
+
+
+def _stop_reading(page: str) -> None:
+    session.current().reading.pop(page, None)
 
 
 def sidebar() -> None:
@@ -95,42 +127,44 @@ class PickedInput:
 SOURCES = ("Held-out digit", "Upload")
 
 
-def input_picker(keys: session.WidgetKeys, ref: InputRef, name: str = "", label: str = "Input") -> PickedInput:
+def input_picker(keys: session.WidgetKeys, ref: InputRef, name: str = "", label: str = "Input",
+                 host: Any = st) -> PickedInput:
     """Choose a held-out digit (browse by class) or upload an image; seeded from ``ref``.
 
-    ``name`` keeps the widgets of a second picker on the same page apart (e.g. ``name="b"``).
+    ``name`` keeps the widgets of a second picker on the same page apart (e.g. ``name="b"``);
+    ``host`` is ``st`` or the page's :class:`widgets.SettingsSummary` (see :func:`settings`).
     """
     w = f"{name}." if name else ""
-    source = st.radio(label, SOURCES, horizontal=True,
-                      key=keys.key(f"{w}source", SOURCES[1] if ref.upload else SOURCES[0], SOURCES))
+    source = host.radio(label, SOURCES, horizontal=True,
+                        key=keys.key(f"{w}source", SOURCES[1] if ref.upload else SOURCES[0], SOURCES))
     if source == SOURCES[1]:
-        picked = _upload_picker(keys, ref, w)
+        picked = _upload_picker(keys, ref, w, host)
         if picked is not None:
             return picked
-        st.caption("Nothing uploaded yet: showing a held-out digit.")
-    return _sample_picker(keys, ref, w)
+        host.caption("Nothing uploaded yet: showing a held-out digit.")
+    return _sample_picker(keys, ref, w, host)
 
 
-def _sample_picker(keys: session.WidgetKeys, ref: InputRef, w: str) -> PickedInput:
+def _sample_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -> PickedInput:
     y = cache.heldout_split().y_heldout
     classes = list(range(10))
-    digit = st.selectbox("Digit class", classes, key=keys.key(f"{w}digit", int(y[ref.sample]), classes))
+    digit = host.selectbox("Digit class", classes, key=keys.key(f"{w}digit", int(y[ref.sample]), classes))
     indices = [int(i) for i in np.flatnonzero(y == digit)]
-    sample = st.select_slider("Example", indices, key=keys.key(f"{w}sample", ref.sample, indices),
-                              format_func=lambda i: f"#{i}")
+    sample = host.select_slider("Example", indices, key=keys.key(f"{w}sample", ref.sample, indices),
+                                format_func=lambda i: f"#{i}")
     pixels = cache.sample_pixels(sample)
-    st.image(thumbnail(pixels), caption=f"held-out #{sample}, labelled {digit}", width=140)
+    host.image(thumbnail(pixels), caption=f"held-out #{sample}, labelled {digit}", width=140)
     return PickedInput(pixels, InputRef(sample=sample), f"held-out #{sample}")
 
 
-def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str) -> PickedInput | None:
+def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -> PickedInput | None:
     import hashlib
 
     from app.inputs import InputError, decode_image, safe_filename_label
 
     data = session.current()
-    file = st.file_uploader("Image of a digit", key=keys.name(f"{w}upload"),
-                            help="PNG, JPEG, WebP, BMP or GIF, up to 5 MB. Dark-on-light digits are inverted.")
+    file = host.file_uploader("Image of a digit", key=keys.name(f"{w}upload"),
+                              help="PNG, JPEG, WebP, BMP or GIF, up to 5 MB. Dark-on-light digits are inverted.")
     sha = ref.upload
     if file is not None:
         raw = file.getvalue()
@@ -146,7 +180,7 @@ def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str) -> PickedInp
     if not sha or sha not in data.uploads:
         return None
     decoded, name = data.uploads[sha], data.upload_names.get(sha, "upload")
-    _show_upload(decoded, name)
+    _show_upload(decoded, name, host)
     # The label goes into share titles, which everyone sees on Home: never the person's filename.
     return PickedInput(np.asarray(decoded.pixels, dtype=np.float32), InputRef(sample=ref.sample, upload=sha),
                        f"upload {sha[:8]}")
@@ -167,13 +201,13 @@ def text_inputs(keys: session.WidgetKeys, text: str, text_b: str, max_chars: int
     return values[0], values[1]
 
 
-def _show_upload(decoded: Any, name: str) -> None:
-    st.text(name)  # the browser's filename, literally
-    before, after = st.columns(2)
+def _show_upload(decoded: Any, name: str, host: Any) -> None:
+    host.text(name)  # the browser's filename, literally
+    before, after = host.columns(2)
     before.image(np.clip(decoded.display, 0, 1), caption=f"as uploaded ({decoded.format})", width=120)
     after.image(thumbnail(decoded.pixels, 4), caption="as the model sees it (28 × 28)", width=120)
     for notice in decoded.notices:
-        st.caption(messages.escape(notice))
+        host.caption(messages.escape(notice))
 
 
 # --------------------------------------------------------------------------- computing
@@ -521,13 +555,13 @@ def attribution_with_curves(model: str, method: str, params: Any, pixels: np.nda
 # --------------------------------------------------------------------------- compare
 
 
-def column_picker(keys: session.WidgetKeys, i: int, prior: state.Column) -> state.Column:
+def column_picker(keys: session.WidgetKeys, i: int, prior: state.Column, host: Any = st) -> state.Column:
     """Model and method of compare column ``i``, seeded from ``prior``."""
     models = state.attribution_models()
-    model = st.selectbox(f"Model {i + 1}", models, key=keys.key(f"col{i}.model", prior.model, models))
+    model = host.selectbox(f"Model {i + 1}", models, key=keys.key(f"col{i}.model", prior.model, models))
     methods = state.attribution_methods(model)
-    method = st.selectbox(f"Method {i + 1}", methods, key=keys.key(f"col{i}.method", prior.method, methods),
-                          format_func=method_label)
+    method = host.selectbox(f"Method {i + 1}", methods, key=keys.key(f"col{i}.method", prior.method, methods),
+                            format_func=method_label)
     return state.Column(model, method)
 
 

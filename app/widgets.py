@@ -8,6 +8,7 @@ through :class:`app.session.WidgetKeys`, so share links and the URL restore them
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +61,7 @@ def _options(spec: Any, labels: Sequence[str]) -> list[Any] | None:
 
 
 def params_form(cls: type, current: Any, keys: WidgetKeys, *, prefix: str,
-                labels: Sequence[str] = ()) -> Any:
+                labels: Sequence[str] = (), host: Any = st) -> Any:
     """Draw widgets for every field of params class ``cls``, seeded from ``current``; return new params.
 
     Args:
@@ -68,6 +69,7 @@ def params_form(cls: type, current: Any, keys: WidgetKeys, *, prefix: str,
         current: the params to seed widgets with (an instance of ``cls``).
         keys: the page's widget keys; ``prefix`` separates forms of different methods.
         labels: the model's class labels, for the ``target`` field.
+        host: where the widgets go: ``st`` (the current container) or a :class:`SettingsSummary`.
 
     Returns:
         A validated instance of ``cls``; if the widgets' values do not fit together, an error
@@ -78,9 +80,9 @@ def params_form(cls: type, current: Any, keys: WidgetKeys, *, prefix: str,
     specs = field_specs(cls)
     values: dict[str, Any] = {}
     for spec in specs[:MAIN_FIELDS]:
-        values[spec.name] = _field(spec, current, keys, prefix, labels, st)
+        values[spec.name] = _field(spec, current, keys, prefix, labels, host)
     if len(specs) > MAIN_FIELDS:
-        more = st.expander("More parameters")
+        more = host.expander("More parameters")
         for spec in specs[MAIN_FIELDS:]:
             values[spec.name] = _field(spec, current, keys, prefix, labels, more)
     try:
@@ -98,3 +100,86 @@ def _field(spec: Any, current: Any, keys: WidgetKeys, prefix: str, labels: Seque
     key = keys.key(f"{prefix}.{spec.name}", seed, _options(spec, labels))
     _draw(spec, key, labels, host)
     return st.session_state[key]
+
+
+class SettingsSummary:
+    """Stands in for ``st`` in a page's settings code while the page shows a share link as opened.
+
+    The settings code runs unchanged, but no widget is drawn: each widget call returns the value
+    its key holds (``WidgetKeys`` seeded it from the link) and notes the label and the value as
+    the widget would show it. The page then shows the notes as text (see ``views.settings``): a
+    shared analysis opens as a report of every setting it was made with, those in collapsed
+    sections included, and draws the controls only when the person asks to change something.
+    Only the calls settings code makes are here; anything else is an AttributeError, not a
+    silently missing widget.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.images: list[tuple[tuple[Any, ...], dict[str, Any]]] = []  # st.image calls, to make after the text
+
+    def note(self, label: str, shown: Any) -> None:
+        """Add a line "label: shown" (no label: the text alone)."""
+        self.lines.append((str(label), " ".join(str(shown).split())))
+
+    def _choice(self, label: str, key: str | None, format_func: Any, default: Any) -> Any:
+        value = st.session_state[key] if key is not None and key in st.session_state else default
+        self.note(label, format_func(value))
+        return value
+
+    def selectbox(self, label: str, options: Sequence[Any], index: int = 0, format_func: Any = str, *,
+                  key: str | None = None, **_: Any) -> Any:
+        return self._choice(label, key, format_func, list(options)[index] if len(options) else None)
+
+    def radio(self, label: str, options: Sequence[Any], index: int = 0, format_func: Any = str, *,
+              key: str | None = None, **_: Any) -> Any:
+        return self._choice(label, key, format_func, list(options)[index] if len(options) else None)
+
+    def select_slider(self, label: str, options: Sequence[Any] = (), value: Any = None, format_func: Any = str, *,
+                      key: str | None = None, **_: Any) -> Any:
+        return self._choice(label, key, format_func, value if value is not None else list(options)[0])
+
+    def number_input(self, label: str, min_value: Any = None, max_value: Any = None, value: Any = None, *,
+                     format: str | None = None, key: str | None = None, **_: Any) -> Any:
+        shown = (lambda v: format % v) if format else str
+        return self._choice(label, key, shown, value if value is not None else min_value)
+
+    def checkbox(self, label: str, value: bool = False, *, key: str | None = None, **_: Any) -> bool:
+        return bool(self._choice(label, key, lambda v: "yes" if v else "no", value))
+
+    def text_input(self, label: str, value: str = "", *, key: str | None = None, **_: Any) -> str:
+        return self._choice(label, key, str, value)
+
+    text_area = text_input
+
+    def file_uploader(self, *_: Any, **__: Any) -> None:
+        return None  # nothing new is uploaded while reading; the link's own upload is restored
+
+    def expander(self, *_: Any, **__: Any) -> SettingsSummary:
+        return self  # a collapsed section's settings are listed with the rest
+
+    def columns(self, spec: int | Sequence[float], **_: Any) -> list[SettingsSummary]:
+        return [self] * (spec if isinstance(spec, int) else len(spec))
+
+    def spinner(self, *_: Any, **__: Any) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def text(self, body: Any, **_: Any) -> None:
+        self.note("", body)
+
+    def image(self, *args: Any, **kwargs: Any) -> None:
+        self.images.append((args, kwargs))  # the input, drawn under the settings
+
+    def caption(self, *_: Any, **__: Any) -> None:
+        return None
+
+    def __enter__(self) -> SettingsSummary:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        return None
+
+    def markdown(self) -> str:
+        """The notes as Markdown lines, every label and value shown literally."""
+        return "  \n".join(f"**{messages.escape(label)}** {messages.escape(shown)}" if label
+                            else messages.escape(shown) for label, shown in self.lines)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import attention_views as av
-from app import explore_state, explore_views, messages, session, state
+from app import explore_state, explore_views, messages, session, state, views
 from app.explore_state import AttentionView
 
 st.title("Attention")
@@ -13,10 +13,10 @@ keys = session.WidgetKeys(AttentionView.PAGE, force=bound.opened)
 seed = bound.view
 
 controls, output = st.columns([1, 2.6], gap="large")
-with controls:
-    model = explore_views.model_picker(keys, explore_state.attention_models(), seed.model)
-    source = av.attention_input(keys, seed, model)
-    params = av.attention_params(keys, seed, model)
+with views.settings(controls, keys) as ui:
+    model = explore_views.model_picker(keys, explore_state.attention_models(), seed.model, host=ui)
+    source = av.attention_input(keys, seed, model, host=ui)
+    params = av.attention_params(keys, seed, model, host=ui)
 
 if source is not None:
     view = state.settle(bound, AttentionView(model, source.ref, source.texts, seed.layer, seed.head,

@@ -12,16 +12,16 @@ keys = session.WidgetKeys(AttributionView.PAGE, force=bound.opened)
 seed = bound.view
 
 controls, output = st.columns([1, 2.6], gap="large")
-with controls:
+with views.settings(controls, keys) as ui:
     models = state.attribution_models()
-    model = st.selectbox("Model", models, key=keys.key("model", seed.model, models), format_func=views.model_label)
+    model = ui.selectbox("Model", models, key=keys.key("model", seed.model, models), format_func=views.model_label)
     methods = state.attribution_methods(model)
-    method = st.selectbox("Method", methods, key=keys.key("method", seed.method, methods),
+    method = ui.selectbox("Method", methods, key=keys.key("method", seed.method, methods),
                           format_func=views.method_label)
     params_cls = state.params_class(method)
     current = seed.params_object() if method == seed.method else params_cls()
-    params = widgets.params_form(params_cls, current, keys, prefix=method, labels=views.labels_of(model))
-    picked = views.input_picker(keys, seed.input)
+    params = widgets.params_form(params_cls, current, keys, prefix=method, labels=views.labels_of(model), host=ui)
+    picked = views.input_picker(keys, seed.input, host=ui)
 
 view = state.settle(bound, AttributionView(model, method, state.canonical(params), picked.ref))
 state.publish(view)

@@ -13,14 +13,14 @@ keys = session.WidgetKeys(CapsuleView.PAGE, force=bound.opened)
 seed = bound.view
 
 controls, output = st.columns([1, 2.6], gap="large")
-with controls:
-    model = explore_views.model_picker(keys, explore_state.capsule_models(), seed.model)
-    picked = views.input_picker(keys, seed.input)
+with views.settings(controls, keys) as ui:
+    model = explore_views.model_picker(keys, explore_state.capsule_models(), seed.model, host=ui)
+    picked = views.input_picker(keys, seed.input, host=ui)
     target = cv.class_picker(keys, "target", "Decode from capsule", seed.target,
-                             "The class capsule the reconstruction, the sliders and the perturbation grid use")
+                             "The class capsule the reconstruction, the sliders and the perturbation grid use", ui)
     routing_class = cv.class_picker(keys, "routing_class", "Routing to capsule", seed.routing_class,
-                                    "The digit capsule whose routing coefficients are drawn")
-    pose = cv.pose_settings(keys, seed)
+                                    "The digit capsule whose routing coefficients are drawn", ui)
+    pose = cv.pose_settings(keys, seed, ui)
 
 view = state.settle(bound, CapsuleView(model, picked.ref, target, routing_class, pose))
 state.publish(view)

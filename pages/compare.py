@@ -12,16 +12,16 @@ keys = session.WidgetKeys(CompareView.PAGE, force=bound.opened)
 seed = bound.view
 
 picker, setup = st.columns([1, 2.6], gap="large")
-with picker:
-    picked = views.input_picker(keys, seed.input)
-with setup:
-    counts = list(range(MIN_COLUMNS, MAX_COLUMNS + 1))
-    n = st.radio("Columns", counts, horizontal=True, key=keys.key("n", len(seed.columns), counts))
-    columns = []
-    for i, place in enumerate(st.columns(n)):
-        prior = seed.columns[i] if i < len(seed.columns) else seed.columns[-1]
-        with place:
-            columns.append(views.column_picker(keys, i, prior))
+with views.settings(picker, keys) as ui:
+    picked = views.input_picker(keys, seed.input, host=ui)
+    with setup if ui is st else ui:  # a summary lists the columns with the input
+        counts = list(range(MIN_COLUMNS, MAX_COLUMNS + 1))
+        n = ui.radio("Columns", counts, horizontal=True, key=keys.key("n", len(seed.columns), counts))
+        columns = []
+        for i, place in enumerate(ui.columns(n)):
+            prior = seed.columns[i] if i < len(seed.columns) else seed.columns[-1]
+            with place:
+                columns.append(views.column_picker(keys, i, prior, host=ui))
 
 view = state.settle(bound, CompareView(tuple(columns), picked.ref))
 state.publish(view)

@@ -13,11 +13,11 @@ keys = session.WidgetKeys(LatentView.PAGE, force=bound.opened)
 seed = bound.view
 
 controls, output = st.columns([1, 2.6], gap="large")
-with controls:
-    model = explore_views.model_picker(keys, explore_state.latent_models(), seed.model)
-    projection = lv.projection_settings(keys, seed, model)
-    picked = views.input_picker(keys, seed.input)
-    other = lv.other_end(keys, seed)
+with views.settings(controls, keys) as ui:
+    model = explore_views.model_picker(keys, explore_state.latent_models(), seed.model, host=ui)
+    projection = lv.projection_settings(keys, seed, model, ui)
+    picked = views.input_picker(keys, seed.input, host=ui)
+    other = lv.other_end(keys, seed, ui)
 with output:
     scatter = st.container()
     tabs = st.tabs(["Manifold grid", "Traversals", "Interpolation", "KL and active units"])

@@ -18,10 +18,10 @@ keys = session.WidgetKeys(SynthesizerView.PAGE, force=bound.opened)
 seed = bound.view
 
 controls, output = st.columns([1, 2.6], gap="large")
-with controls:
-    picked = views.input_picker(keys, seed.input)
-    with st.expander("Input-dependence measure"):
-        stats = widgets.params_form(type(seed.stats_object()), seed.stats_object(), keys, prefix="stats")
+with views.settings(controls, keys) as ui:
+    picked = views.input_picker(keys, seed.input, host=ui)
+    with ui.expander("Input-dependence measure"):
+        stats = widgets.params_form(type(seed.stats_object()), seed.stats_object(), keys, prefix="stats", host=ui)
 
 view = state.settle(bound, SynthesizerView(picked.ref, seed.layer, seed.head, state.canonical(stats)))
 with output:

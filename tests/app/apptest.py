@@ -28,3 +28,22 @@ def numbers(at: AppTest) -> dict[str, str]:
 def errors(at: AppTest) -> list[str]:
     """The error boxes' text as people read it (messages escape Markdown with backslashes)."""
     return [e.value.replace("\\", "") for e in at.error]
+
+
+SUMMARY_HEADING = "Settings of this shared analysis"
+
+
+def settings_summary(at: AppTest) -> str | None:
+    """The settings a shared view lists instead of its controls, as people read them (or None)."""
+    for m in at.markdown:
+        text = m.value.replace("\\", "")
+        if text.startswith(f"**{SUMMARY_HEADING}**"):
+            return text
+    return None
+
+
+def change_settings(at: AppTest) -> AppTest:
+    """Click "Change settings" on a shared view and return the page after that run."""
+    next(b for b in at.button if b.label == "Change settings").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -199,7 +199,18 @@ def test_upload_predict_share_and_reopen_in_a_new_context(server, browser, tmp_p
         page.get_by_text("the numbers are the saved ones").first.wait_for()
         _no_exception(page)
         assert _metrics(page) == shown
+        summary = page.get_by_text("Settings of this shared analysis").first
+        summary.wait_for()  # the link's settings as text, the controls one click away
+        assert page.locator("[data-testid='stSelectbox']").count() == 0
+        assert "n_steps 16" in page.locator("[data-testid='stMarkdown']", has=summary).inner_text()
         page.screenshot(path=str(ARTIFACTS / "attribution-reopened.png"), full_page=True)
+
+        page.get_by_role("button", name="Change settings").click()
+        page.get_by_text("as the model sees it (28 × 28)").first.wait_for()  # the link's upload, restored
+        _settle(page)
+        assert page.locator("[data-testid='stSelectbox']").count() >= 2
+        assert _metrics(page) == shown, "the saved numbers stay until a setting changes"
+        page.screenshot(path=str(ARTIFACTS / "attribution-reopened-settings.png"), full_page=True)
     finally:
         fresh.close()
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.apptest import open_page
+from tests.app.apptest import change_settings, open_page, settings_summary
 
 from app import compute, explore_charts, explore_state, pose_decoder
 from app.explore_state import AttentionView, CapsuleView, LatentView, SynthesizerView
@@ -272,17 +272,19 @@ def refuse_to_compute(monkeypatch):
     monkeypatch.setattr(pose_decoder, "reconstruction", boom)
 
 
-SHARED = [
-    ("attention", {"model": "vit-dot", "sample": "17", "layer": "2", "head": "1", "head_fusion": "max"}),
-    ("attention", {"model": "minilm", **SENTENCES, "layer": "4", "head": "7"}),
-    ("synthesizers", {"sample": "200", "head": "3"}),
-    ("latent", {"model": "vae-16d", "sample": "40", "to": "950", "trav.steps": "5", "grid.dim_y": "5"}),
-    ("capsules", {"sample": "800", "target": "3"}),
+SHARED = [  # page, query, a line the shared view's settings list must hold
+    ("attention", {"model": "vit-dot", "sample": "17", "layer": "2", "head": "1", "head_fusion": "max"},
+     "**head_fusion** max"),
+    ("attention", {"model": "minilm", **SENTENCES, "layer": "4", "head": "7"}, "**Sentence A** A cat sat on the mat."),
+    ("synthesizers", {"sample": "200", "head": "3"}, "**Example** #200"),
+    ("latent", {"model": "vae-16d", "sample": "40", "to": "950", "trav.steps": "5", "grid.dim_y": "5"},
+     "**Path to: example** #950"),
+    ("capsules", {"sample": "800", "target": "3"}, "**Decode from capsule** 3"),
 ]
 
 
-@pytest.mark.parametrize("page, query", SHARED, ids=[f"{p}-{q.get('model', '')}" for p, q in SHARED])
-def test_a_share_link_reproduces_identical_numbers_in_a_fresh_session(page, query, monkeypatch):
+@pytest.mark.parametrize("page, query, line", SHARED, ids=[f"{p}-{q.get('model', '')}" for p, q, _ in SHARED])
+def test_a_share_link_reproduces_identical_numbers_in_a_fresh_session(page, query, line, monkeypatch):
     require(*[m for m in (query.get("model"), "capsnet" if page == "capsules" else None) if m])
     first = open_page(page, query)
     ok(first)
@@ -298,6 +300,12 @@ def test_a_share_link_reproduces_identical_numbers_in_a_fresh_session(page, quer
     assert second.query_params == {"id": link}
     assert any("numbers are the saved ones" in c.value for c in second.caption)
     assert shown(second) == before
+    summary = settings_summary(second)  # the settings as text; the controls come on request
+    assert summary is not None and line in summary.split("  \n"), summary
+    change_settings(second)
+    ok(second)
+    assert settings_summary(second) is None and second.selectbox
+    assert shown(second) == before and second.query_params == {"id": link}
 
 
 BAD = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.apptest import numbers, open_page
+from tests.app.apptest import change_settings, numbers, open_page, settings_summary
 
 from app import compute, navigation
 from app import share as share_module
@@ -66,12 +66,51 @@ def test_a_share_link_reproduces_identical_numbers_in_a_fresh_session(monkeypatc
     assert numbers(second) == shown
     assert any("numbers are the saved ones" in c.value for c in second.caption)
     assert second.query_params == {"id": link}
+    summary = settings_summary(second)
+    assert summary is not None and "**n_steps** 16" in summary, summary
+    change_settings(second)
     assert second.number_input(key=WidgetKeys("attribution").name("integrated_gradients.n_steps")).value == 16
+    assert numbers(second) == shown and second.query_params == {"id": link}
 
     saved = share_module.store().load(link)  # one record: input, params, results, provenance
     assert saved.meta["view"] == FAST_IG and saved.meta["checkpoints"]["vit-dot"] == get_spec("vit-dot").sha256
     assert {"torch", "captum", "transformers", "streamlit", "zooscope"} <= set(saved.meta["versions"])
     assert {"input/pixels", "attribution/attributions", "curves/deletion"} <= set(saved.arrays)
+
+
+def test_a_link_opens_as_a_report_of_its_settings_until_the_person_asks_to_change_them(monkeypatch):
+    query = {**FAST_IG, "method": "integrated_gradients", "baseline": "blur", "internal_batch_size": "8",
+             "sample": "300"}
+    first = open_page("attribution", query)
+    assert settings_summary(first) is None, "a page opened from its settings shows its controls"
+    link = share(first)
+    assert settings_summary(first) is None, "sharing does not take the sharer's controls away"
+    shown = numbers(first)
+
+    refuse_to_compute(monkeypatch)
+    second = open_page("attribution", {"id": link})
+    summary = settings_summary(second)
+    assert summary is not None
+    lines = summary.split("  \n")[1:]
+    # every setting with the link's value, those under "More parameters" included, and no controls
+    assert {"**Model** vit-dot · attention", "**Method** Integrated Gradients", "**n_steps** 16",
+            "**baseline** blur", "**internal_batch_size** 8", "**Input** Held-out digit", "**Digit class** 3",
+            "**Example** #300"} <= set(lines), lines
+    assert not second.selectbox and not second.number_input and not second.radio
+    assert numbers(second) == shown
+
+    change_settings(second)
+    assert settings_summary(second) is None
+    keys = WidgetKeys("attribution")
+    assert second.selectbox(key=keys.name("model")).value == "vit-dot"
+    assert second.selectbox(key=keys.name("integrated_gradients.baseline")).value == "blur"
+    assert second.number_input(key=keys.name("integrated_gradients.internal_batch_size")).value == 8
+    assert numbers(second) == shown and second.query_params == {"id": link}, "the saved numbers stay"
+
+    monkeypatch.undo()  # a changed setting is a new analysis, computed now
+    second.number_input(key=keys.name("integrated_gradients.n_steps")).set_value(8).run()
+    assert not second.exception and "id" not in second.query_params and second.query_params["n_steps"] == "8"
+    assert settings_summary(second) is None
 
 
 def test_a_flagged_completeness_error_shows_the_warning_with_advice():
@@ -89,6 +128,10 @@ def test_a_compare_link_reproduces_every_column(monkeypatch):
     refuse_to_compute(monkeypatch)
     second = open_page("compare", {"id": link})
     assert not second.exception and numbers(second) == shown
+    lines = settings_summary(second).split("  \n")
+    assert {"**Columns** 2", "**Model 1** vit-dot", "**Model 2** vit-dot", "**Example** #300"} <= set(lines), lines
+    change_settings(second)
+    assert second.radio(key=WidgetKeys("compare").name("n")).value == 2 and numbers(second) == shown
 
 
 def test_home_opens_a_shared_link_on_its_own_page():
