@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -172,3 +173,32 @@ def test_changing_a_widget_rewrites_the_url_and_drops_the_link():
     at.number_input(key=WidgetKeys("attribution").name("integrated_gradients.n_steps")).set_value(8).run()
     assert not at.exception
     assert at.query_params == {**FAST_IG, "n_steps": "8"}
+
+
+def test_a_settings_summary_reads_each_widget_kind_as_the_widget_would_show_it():
+    def script():
+        import streamlit as st
+
+        from app.widgets import SettingsSummary
+
+        st.session_state.update({"n": 16, "f": 0.25, "c": False, "s": "b", "t": "two\nlines", "x": 7})
+        ui = SettingsSummary()
+        got = [ui.number_input("n_steps", min_value=1, key="n"), ui.number_input("sigma", format="%g", key="f"),
+               ui.checkbox("smooth", key="c"), ui.selectbox("pick", ["a", "b"], format_func=str.upper, key="s"),
+               ui.text_area("Sentence", key="t"), ui.select_slider("Example", [5, 7], format_func=lambda i: f"#{i}",
+                                                                   key="x"),
+               ui.radio("unkeyed", ["first", "second"], index=1), ui.file_uploader("Image", key="u")]
+        with ui.expander("More"):
+            ui.text("upload.png")
+        ui.image(b"png bytes", caption="the input")
+        st.json({"got": got, "markdown": ui.markdown(), "images": len(ui.images),
+                 "missing": not hasattr(ui, "slider")})
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception, at.exception
+    shown = json.loads(at.json[0].value)
+    assert shown["got"] == [16, 0.25, False, "b", "two\nlines", 7, "second", None]
+    lines = shown["markdown"].replace("\\", "").split("  \n")
+    assert lines == ["**n_steps** 16", "**sigma** 0.25", "**smooth** no", "**pick** B", "**Sentence** two lines",
+                     "**Example** #7", "**unkeyed** second", "upload.png"]
+    assert shown["images"] == 1 and shown["missing"], "a widget it does not know is an error, not skipped"
