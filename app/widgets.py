@@ -8,7 +8,6 @@ through :class:`app.session.WidgetKeys`, so share links and the URL restore them
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -131,9 +130,7 @@ class SettingsSummary:
                   key: str | None = None, **_: Any) -> Any:
         return self._choice(label, key, format_func, list(options)[index] if len(options) else None)
 
-    def radio(self, label: str, options: Sequence[Any], index: int = 0, format_func: Any = str, *,
-              key: str | None = None, **_: Any) -> Any:
-        return self._choice(label, key, format_func, list(options)[index] if len(options) else None)
+    radio = selectbox  # same arguments, same reading
 
     def select_slider(self, label: str, options: Sequence[Any] = (), value: Any = None, format_func: Any = str, *,
                       key: str | None = None, **_: Any) -> Any:
@@ -161,9 +158,6 @@ class SettingsSummary:
     def columns(self, spec: int | Sequence[float], **_: Any) -> list[SettingsSummary]:
         return [self] * (spec if isinstance(spec, int) else len(spec))
 
-    def spinner(self, *_: Any, **__: Any) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
     def text(self, body: Any, **_: Any) -> None:
         self.note("", body)
 
@@ -171,7 +165,7 @@ class SettingsSummary:
         self.images.append((args, kwargs))  # the input, drawn under the settings
 
     def caption(self, *_: Any, **__: Any) -> None:
-        return None
+        return None  # notes about the controls ("Nothing uploaded yet"), not settings
 
     def __enter__(self) -> SettingsSummary:
         return self
