@@ -64,7 +64,7 @@ def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str,
     texts = []
     for name, text in zip("AB", seed.texts):
         raw = host.text_area(f"Sentence {name}", key=keys.key(f"text.{name}", text), max_chars=MAX_TEXT_CHARS,
-                           height=80, help="Shown exactly as typed; MiniLM reads at most 128 tokens.")
+                             height=80, help="Shown exactly as typed; MiniLM reads at most 128 tokens.")
         try:
             texts.append(validate_text(raw, max_chars=MAX_TEXT_CHARS))
         except InputError as e:
@@ -86,9 +86,10 @@ def attention_params(keys: session.WidgetKeys, seed: AttentionView, model: str, 
     with host.expander("Rollout settings"):
         fusions = list(specs["head_fusion"].choices)
         values = {"head_fusion": host.selectbox("head_fusion", fusions, help=specs["head_fusion"].help,
-                                              key=keys.key("attention.head_fusion", current.head_fusion, fusions)),
-                  "gradient_rollout": host.checkbox("gradient_rollout", help=specs["gradient_rollout"].help,
-                                                  key=keys.key("attention.gradient_rollout", current.gradient_rollout)),
+                                                key=keys.key("attention.head_fusion", current.head_fusion, fusions)),
+                  "gradient_rollout": host.checkbox(
+                      "gradient_rollout", help=specs["gradient_rollout"].help,
+                      key=keys.key("attention.gradient_rollout", current.gradient_rollout)),
                   "target": current.target}
         if not is_text_model(model):
             labels = views.labels_of(model)

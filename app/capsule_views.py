@@ -26,7 +26,7 @@ SLIDER_STEPS = 10  # slider positions on each side of 0
 def class_picker(keys: session.WidgetKeys, name: str, label: str, seed: int, help: str, host: Any = st) -> int:
     """A digit class, or -1 for "the predicted class"."""
     return host.selectbox(label, CLASSES, key=keys.key(name, seed, CLASSES), help=help,
-                        format_func=lambda c: "the predicted class" if c < 0 else str(c))
+                          format_func=lambda c: "the predicted class" if c < 0 else str(c))
 
 
 def pose_settings(keys: session.WidgetKeys, seed: CapsuleView, host: Any = st) -> tuple[tuple[str, str], ...]:

@@ -43,8 +43,8 @@ def projection_settings(keys: session.WidgetKeys, seed: LatentView, model: str, 
     current = _current(seed, model, "proj")
     methods = list(projection_methods(model))
     method = host.selectbox("Projection", methods, key=keys.key("proj.method", current.method, methods),
-                          format_func=METHOD_LABELS.get,
-                          help="How the posterior means are drawn in 2-D. t-SNE and UMAP are fitted once and cached.")
+                            format_func=METHOD_LABELS.get,
+                            help="How the posterior means are drawn in 2-D. t-SNE and UMAP are fitted once and cached.")
     values = {"method": method}
     if method in METHOD_FIELDS:
         with host.expander(f"{METHOD_LABELS[method]} settings"):

@@ -16,7 +16,8 @@ A page then is::
     messages.link_problems(bound.problems)              # what was wrong with the link, if anything
     keys = session.WidgetKeys(CapsulesView.PAGE, force=bound.opened)
     with views.settings(st.container(), keys) as ui:    # the controls, or an opened link's settings as text
-        model = ui.selectbox("Model", CapsulesView.models(), key=keys.key("model", bound.view.model, CapsulesView.models()))
+        models = CapsulesView.models()
+        model = ui.selectbox("Model", models, key=keys.key("model", bound.view.model, models))
         picked = views.input_picker(keys, bound.view.input, host=ui)
         params = widgets.params_form(CapsuleParams, bound.view.params_of("capsule_routing"), keys,
                                      prefix="capsule_routing", host=ui)
