@@ -32,8 +32,8 @@ class SessionData:
         shared: result cache key -> link id, so sharing the same result twice gives one link.
         notices: page name -> problems found in the last link opened there (shown until the
             person changes the view).
-        reading: page name -> the share link opened there, while the page shows it as a report
-            (its settings as text) until the person asks to change them.
+        reading: pages showing the share link opened there as a report (its settings as text),
+            until the person asks to change them.
     """
 
     views: dict[str, Any] = field(default_factory=dict)
@@ -42,7 +42,7 @@ class SessionData:
     upload_names: dict[str, str] = field(default_factory=dict)
     shared: dict[str, str] = field(default_factory=dict)
     notices: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    reading: dict[str, str] = field(default_factory=dict)
+    reading: set[str] = field(default_factory=set)
 
     def remember_upload(self, sha256: str, decoded: Any, name: str) -> None:
         """Keep a decoded upload for this session (bounded; the oldest goes first)."""

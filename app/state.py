@@ -601,9 +601,9 @@ def bind(view_cls: type[V]) -> Bound[V]:
         data.notices[page] = problems
         data.written_query[page] = _signature(query)
         if view.link:  # a share link opens as a report: its settings as text until the person asks to change them
-            data.reading[page] = view.link
+            data.reading.add(page)
         else:
-            data.reading.pop(page, None)
+            data.reading.discard(page)
         return Bound(view, True, problems)
     view = data.views.get(page)
     if not isinstance(view, view_cls):

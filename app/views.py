@@ -66,7 +66,7 @@ def settings(place: Any, keys: session.WidgetKeys) -> Iterator[Any]:
     does not draw a dozen controls they did not ask for).
     """
     with place:
-        if session.current().reading.get(keys.page) is None:
+        if keys.page not in session.current().reading:
             yield st
             return
         summary = widgets.SettingsSummary()
@@ -80,7 +80,7 @@ def settings(place: Any, keys: session.WidgetKeys) -> Iterator[Any]:
 
 
 def _stop_reading(page: str) -> None:
-    session.current().reading.pop(page, None)
+    session.current().reading.discard(page)
 
 
 def sidebar() -> None:
