@@ -187,21 +187,6 @@ def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -
                        f"upload {sha[:8]}")
 
 
-def text_inputs(keys: session.WidgetKeys, text: str, text_b: str, max_chars: int = 500) -> tuple[str, str]:
-    """Two sentences for a text model, validated; the token count is the page's to show."""
-    from app.inputs import InputError, validate_text
-
-    values = []
-    for name, label, seed in (("text", "Sentence A", text), ("text_b", "Sentence B", text_b)):
-        raw = st.text_area(label, key=keys.key(name, seed), max_chars=max_chars, height=80)
-        try:
-            values.append(validate_text(raw, max_chars=max_chars))
-        except InputError as e:
-            messages.error(f"{label}: {e}")
-            values.append(seed)
-    return values[0], values[1]
-
-
 def _show_upload(decoded: Any, name: str, host: Any) -> None:
     host.text(name)  # the browser's filename, literally
     before, after = host.columns(2)
