@@ -26,10 +26,13 @@ with views.settings(picker, keys) as ui:
 view = state.settle(bound, CompareView(tuple(columns), picked.ref))
 state.publish(view)
 
-share_slot = st.container()
+# A report lists its settings in the narrow column; the link and its provenance fill the wide one.
+beside = setup if ui is not st else st.container()
+share_slot = beside.container()
 saved = views.saved_results(view.link)
 if saved is not None:
-    views.provenance(saved)
+    with beside:
+        views.provenance(saved)
     results = saved.results
 else:
     results = views.compare_results(view.columns, picked.pixels)

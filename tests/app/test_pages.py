@@ -131,6 +131,9 @@ def test_a_compare_link_reproduces_every_column(monkeypatch):
     assert not second.exception and numbers(second) == shown
     lines = settings_summary(second).split("  \n")
     assert {"**Columns** 2", "**Model 1** vit-dot", "**Model 2** vit-dot", "**Example** #300"} <= set(lines), lines
+    # the summary takes the narrow column; the link's provenance sits beside it, not below
+    beside = second.columns[1]
+    assert any("Shared analysis saved" in c.value for c in beside.caption), [c.value for c in beside.caption]
     change_settings(second)
     assert second.radio(key=WidgetKeys("compare").name("n")).value == 2 and numbers(second) == shown
 
