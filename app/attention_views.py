@@ -260,14 +260,16 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
     counts = [len(t) for t in result.tokens]
     st.caption(f"Tokens: sentence A {counts[0]}, sentence B {counts[1]} (with [CLS] and [SEP]; MiniLM reads at most "
                f"{MAX_TOKENS}). Rows are queries, columns keys; each row sums to 1.")
-    for col, name, b in zip(st.columns(2), "AB", (0, 1)):
+    charts, menus = st.columns(2), st.columns(2)  # the sentences' maps differ in height; their menus line up below
+    for col, menu, name, b in zip(charts, menus, "AB", (0, 1)):
         with col:
             tokens = result.tokens[b]
             labels = ec.token_labels(len(tokens), tokens)
             m = _sentence_map(attn[layer, b, head], tokens)
             ev.show_built(result, f"text-map-{name}-{layer}-{head}", f"Attention map {name}", lambda: (
                 ec.attention_map_chart(m, labels, f"Sentence {name}: layer {layer}, head {head}", token_axes=True,
-                                       size=_token_size(tokens)), ec.map_frame(m, labels)), slot=f"text-map-{name}")
+                                       size=_token_size(tokens)), ec.map_frame(m, labels)), slot=f"text-map-{name}",
+                menu=menu)
     st.subheader("Every layer and head", divider="gray")
     which = st.radio("Sentence", ("A", "B"), horizontal=True, key=keys.key("grid.sentence", "A", ("A", "B")))
     st.caption("Every head of every layer for one sentence, one colour scale (square root, so that weak weights "
@@ -280,14 +282,15 @@ def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys)
     ev.show_built(result, f"text-grid-{which}", "Attention per layer and head", lambda: (
         ec.head_grid_chart(grid, labels=labels, cell=cell), ec.grid_maps_frame(grid, labels)))
     st.subheader("Rollout", divider="gray")
-    for col, name, b in zip(st.columns(2), "AB", (0, 1)):
+    charts, menus = st.columns(2), st.columns(2)
+    for col, menu, name, b in zip(charts, menus, "AB", (0, 1)):
         with col:
             tokens = result.tokens[b]
             labels = ec.token_labels(len(tokens), tokens)
             m = _sentence_map(result.rollout[b], tokens)
             ev.show_built(result, f"text-rollout-{name}", f"Rollout {name}", lambda: (
                 ec.attention_map_chart(m, labels, f"Rollout, sentence {name}", token_axes=True,
-                                       size=_token_size(tokens)), ec.map_frame(m, labels)))
+                                       size=_token_size(tokens)), ec.map_frame(m, labels)), menu=menu)
 
 
 def similarity(result: Any) -> None:

@@ -401,7 +401,7 @@ Built = alt.TopLevelMixin | tuple[alt.TopLevelMixin, pd.DataFrame | None]  # a c
 
 def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, variant: str = "",
                select: str | None = None, spec: Callable[[], dict[str, Any] | None] | None = None,
-               slot: str | None = None) -> Any:
+               slot: str | None = None, menu: Any = None) -> Any:
     """Draw the chart ``build()`` makes from result ``owner`` (optionally with its CSV table), with a Save menu.
 
     The chart and its Vega-Lite spec are made once per result (:func:`built_once`); later runs
@@ -413,8 +413,10 @@ def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, v
     the chart (e.g. :func:`attribution_spec`); the chart is then built when its Save menu opens.
     ``slot`` (optional) names the place on the page that charts of one layout take turns in (the
     chosen head's map, whatever the head): they are drawn with :func:`in_place`, so the next one
-    updates the chart already drawn there.
+    updates the chart already drawn there. ``menu`` (optional) is the container the Save menu
+    goes in, e.g. a row below charts of different heights side by side, so their menus line up.
     """
+    import contextlib
     import copy
 
     import streamlit as st
@@ -424,14 +426,16 @@ def show_built(owner: Any, key: str, name: str, build: Callable[[], Built], *, v
         if slot:
             drawn = built_once(owner, f"{key}:{variant}:spec:{slot}", lambda: in_place(drawn, slot))
         event = st.vega_lite_chart(copy.deepcopy(drawn), width="content", **events)
-        save_menu(lambda: built_once(owner, f"{key}:{variant}:chart", build), name, key=key)
+        with menu if menu is not None else contextlib.nullcontext():
+            save_menu(lambda: built_once(owner, f"{key}:{variant}:chart", build), name, key=key)
         return event.selection if select else None
     chart, data, spec_of_chart = built_once(owner, f"{key}:{variant}", lambda: _with_spec(build(), slot))
     if spec_of_chart is None:
         event = st.altair_chart(chart, width="content", **events)
     else:
         event = st.vega_lite_chart(copy.deepcopy(spec_of_chart), width="content", **events)
-    save_menu(chart, name, key=key, data=data)
+    with menu if menu is not None else contextlib.nullcontext():
+        save_menu(chart, name, key=key, data=data)
     return event.selection if select else None
 
 

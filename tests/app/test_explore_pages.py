@@ -223,6 +223,34 @@ def test_attention_switches_head_without_losing_the_input():
     assert at.query_params["head"] == "2" and at.query_params["sample"] == "3"
 
 
+def _rows(node):
+    """Every row of columns under ``node``, as a list of its columns, top to bottom."""
+    children = list(node.children.values()) if isinstance(getattr(node, "children", None), dict) else []
+    columns = [c for c in children if getattr(c, "type", "") == "column"]
+    found = [columns] if columns else []
+    for c in children:
+        found += _rows(c)
+    return found
+
+
+def _kinds(node) -> list[str]:
+    children = list(node.children.values()) if isinstance(getattr(node, "children", None), dict) else []
+    return [getattr(node, "type", "")] + [k for c in children for k in _kinds(c)]
+
+
+def test_two_sentences_maps_of_different_heights_have_their_save_menus_on_one_line():
+    require("minilm")
+    at = open_page("attention", {"model": "minilm", "a": "A man is playing a guitar on stage.", "b": "Hi."})
+    ok(at)
+    rows = _rows(at.main)
+    pairs = [i for i, row in enumerate(rows) if len(row) == 2 and all(_kinds(c).count("vega_lite_chart") == 1 for c in row)]
+    assert len(pairs) == 2, "the chosen head's maps and the rollouts, A beside B"
+    for i in pairs:
+        assert all("popover" not in _kinds(c) for c in rows[i]), "no menu under a chart, where heights differ"
+        menus = rows[i + 1]
+        assert len(menus) == 2 and all(_kinds(c).count("popover") == 1 for c in menus), "a row of two Save menus next"
+
+
 def test_synthesizers_shows_every_model_it_can_and_names_fixed_patterns():
     at = open_page("synthesizers", {"sample": "300", "layer": "1"})
     assert not at.exception, [e.value for e in at.exception]
