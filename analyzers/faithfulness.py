@@ -55,6 +55,10 @@ class RandomisationParams(Params):
     target: int = target_param()
     seed: int = param(0, min=0, max=2**31 - 1, help="Seed of the re-initialisation")
 
+    def cost_factors(self) -> dict[str, int]:
+        """n_steps path points of the attribution it re-runs on every re-initialised model."""
+        return {"n_steps": self.n_steps}
+
 
 def deletion_insertion(model, spec, inputs: Inputs, params: CurveParams = CurveParams(), *,
                        attributions: AttributionResult | np.ndarray | None = None) -> CurvesResult:

@@ -56,6 +56,15 @@ class Params:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def cost_factors(self) -> dict[str, int]:
+        """What one example of this analysis costs in model evaluations, as named factors.
+
+        Their product, times the number of examples, is the cost the server's budget is
+        checked against. Analyses of one forward pass (or a fixed few) name none; those with a
+        path integral or samples name theirs (``n_steps``, ``nt_samples``, ...).
+        """
+        return {}
+
 
 def field_specs(cls: type[Params]) -> tuple[FieldSpec, ...]:
     """Rows (name, type, default, min, max, choices, help) for every field of a params class."""

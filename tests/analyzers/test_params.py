@@ -7,7 +7,10 @@ import math
 
 import pytest
 
-from analyzers import ANALYZERS, IGParams, ParamError, field_specs, params_from_mapping, params_to_mapping
+from analyzers import (
+    ANALYZERS, GradientShapParams, IGParams, OcclusionParams, ParamError, RandomisationParams, SaliencyParams,
+    SmoothGradParams, field_specs, params_from_mapping, params_to_mapping,
+)
 from analyzers.params import Params
 
 PARAM_CLASSES = sorted({entry.params for entry in ANALYZERS.values()}, key=lambda c: c.__name__)
@@ -99,3 +102,19 @@ def test_field_specs_give_widget_rows():
     assert rows["method"].choices[0] == "gausslegendre"
     assert rows["internal_batch_size"].default == 0  # automatic
     assert math.isclose(rows["blur_sigma"].default, 4.0)
+
+
+@pytest.mark.parametrize("params, factors", [
+    (IGParams(n_steps=1024), {"n_steps": 1024}),
+    (IGParams(n_steps=32, baseline="uniform", baseline_draws=16), {"n_steps": 32, "baseline_draws": 16}),
+    (IGParams(n_steps=32, baseline="blur", baseline_draws=16), {"n_steps": 32}),  # one baseline: draws unused
+    (SmoothGradParams(nt_samples=8), {"nt_samples": 8}),  # over saliency: one gradient per copy
+    (SmoothGradParams(base="integrated_gradients", nt_samples=8, n_steps=4), {"n_steps": 4, "nt_samples": 8}),
+    (GradientShapParams(n_samples=50), {"n_samples": 50}),
+    (RandomisationParams(n_steps=12), {"n_steps": 12}),
+    (SaliencyParams(), {}),
+    (OcclusionParams(), {}),
+])
+def test_params_say_what_one_example_costs(params, factors):
+    """The cost of an analysis has one owner, its params; the server's budget multiplies these by the examples."""
+    assert params.cost_factors() == factors
