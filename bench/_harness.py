@@ -150,8 +150,8 @@ def zooscope_command(port: int) -> list[str]:
 
 
 # Streamlit's own command line behind the transport zooscope's launcher sets up (responses sent
-# without Nagle's delay, ``app.server.serve_without_nagle_delay``), and nothing else of zooscope's.
-STREAMLIT_LAUNCHER = ("import sys; from app import server; server.serve_without_nagle_delay(); "
+# without Nagle's delay, ``app.cli.server.serve_without_nagle_delay``), and nothing else of zooscope's.
+STREAMLIT_LAUNCHER = ("import sys; from app.cli import server; server.serve_without_nagle_delay(); "
                       "from streamlit.web import cli; "
                       "sys.exit(cli.main(args=sys.argv[1:], prog_name='streamlit', standalone_mode=True))")
 
@@ -159,7 +159,7 @@ STREAMLIT_LAUNCHER = ("import sys; from app import server; server.serve_without_
 def streamlit_command(script: Path, port: int) -> list[str]:
     """``streamlit run script`` with exactly the flags and the server transport zooscope serves with,
     so that a floor differs from its figure only by zooscope's own work."""
-    from app.server import server_flags
+    from app.cli.server import server_flags
 
     return [sys.executable, "-c", STREAMLIT_LAUNCHER, "run", str(script), *server_flags(HOST, port)]
 
@@ -593,7 +593,7 @@ async def fail_on_errors(page: Any) -> None:
 
 def attribution_url(base: str, model: str = "vit-dot", method: str = "integrated_gradients",
                     sample: int = 0, **params: Any) -> str:
-    """The Attribution page's URL for a view (see ``app.state.AttributionView``)."""
+    """The Attribution page's URL for a view (see ``app.features.attribution.AttributionView``)."""
     from urllib.parse import urlencode
 
     query = {"model": model, "method": method, "sample": str(sample), **{k: str(v) for k, v in params.items()}}
@@ -611,7 +611,7 @@ def heldout_png(folder: Path, index: int, scale: int = 4, invert: bool = True) -
 
     pixels = load_split().x_heldout[index]
     image = Image.fromarray(255 - pixels if invert else pixels).resize((28 * scale, 28 * scale),
-                                                                         Image.Resampling.NEAREST)
+                                                                       Image.Resampling.NEAREST)
     path = folder / f"heldout-{index}.png"
     image.save(path, format="PNG")
     return path

@@ -196,7 +196,7 @@ def ig_floor(model: str, images: Sequence[Path]) -> list[float]:
     import torch
 
     from analyzers import IGParams, run_analyzer
-    from app.inputs import decode_image
+    from app.runtime.images import decode_image
     from model_zoo import get_spec, load
 
     spec, net = get_spec(model), load(model)
@@ -213,7 +213,7 @@ def ig_floor(model: str, images: Sequence[Path]) -> list[float]:
 
 def store_floor(home: Path, links: Sequence[str]) -> list[float]:
     """Seconds to read each shared analysis with a fresh ``Store`` (connect + select + unpack)."""
-    from app.store import Store
+    from app.runtime.store import Store
 
     times = []
     for link in links:
@@ -401,7 +401,7 @@ async def _share_round(browser: Any, server: h.Server, sample: int, warm: Row, f
 def latent_query(method: str) -> dict[str, str] | None:
     """URL parameters that open the latent page on vae-16d with projection ``method``.
 
-    Found by asking the page's own view class (``PAGE == "latent"`` in ``app.state``) which
+    Found by asking the page's own view class (``app.features.latent.LatentView``) which
     key it reads the projection from; None when there is no such class or no key works.
     """
     view_cls = _latent_view_class()
@@ -419,15 +419,12 @@ def latent_query(method: str) -> dict[str, str] | None:
 
 
 def _latent_view_class() -> Any | None:
-    """The view class of the latent page, from any ``app/*state*.py`` module."""
-    import importlib
-
-    for path in sorted((h.ROOT / "app").glob("*state*.py")):
-        module = importlib.import_module(f"app.{path.stem}")
-        for value in vars(module).values():
-            if isinstance(value, type) and getattr(value, "PAGE", None) == "latent" and hasattr(value, "from_query"):
-                return value
-    return None
+    """The view class of the latent page (``app.features.latent.LatentView``), or None without that page."""
+    try:
+        from app.features.latent import LatentView
+    except ImportError:
+        return None
+    return LatentView
 
 
 async def latent_rows(browser: Any, repeat: int, home: Path | None) -> list[Row]:
@@ -442,7 +439,7 @@ async def latent_rows(browser: Any, repeat: int, home: Path | None) -> list[Row]
         return [row]
     queries = {m: latent_query(m) for m in ("umap", "pca")}
     if None in queries.values():
-        row.note = "n/a (no latent view class in app.state that reads a projection method)"
+        row.note = "n/a (no latent view class that reads a projection method)"
         return [row]
     for _ in range(repeat):
         for method in ("umap", "pca"):
@@ -503,14 +500,15 @@ async def _memory_run(browser: Any, analyses: int, loaded: Row, growth: Row, hom
 
 async def _load_every_model(page: Any, tracker: h.RunTracker, server: h.Server) -> tuple[list[str], list[str]]:
     """Open a view of every zoo model whose checkpoint exists; the names loaded and those not."""
-    from app import navigation, state
+    from app import navigation
+    from app.links import catalogue
     from model_zoo import REGISTRY
 
     loaded, missing = [], []
     for name in REGISTRY:
         if not h.model_available(name):
             missing.append(f"{name} (no checkpoint)")
-        elif name in state.attribution_models():
+        elif name in catalogue.attribution_models():
             await h.open_rendered(page, tracker, h.attribution_url(server.url, name, "saliency"), h.RUN_END)
             loaded.append(name)
         elif navigation.page_info("attention") is not None:

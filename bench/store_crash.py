@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.store import Store
+from app.runtime.store import Store
 
 _KIND = "crash-test"
 _REPO_ROOT = Path(__file__).resolve().parents[1]

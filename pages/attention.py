@@ -2,29 +2,33 @@
 
 import streamlit as st
 
-from app import attention_views as av
-from app import explore_state, explore_views, messages, session, state, views
-from app.explore_state import AttentionView
+from app.features import attention as page
+from app.features.attention import AttentionView
+from app.links import binding, catalogue
+from app.links.codec import canonical
+from app.ui import messages, session
+from app.ui.pickers import model_picker
+from app.ui.settings import settings
 
 st.title("Attention")
-bound = state.bind(AttentionView)
+bound = binding.bind(AttentionView)
 messages.link_problems(bound.problems)
 keys = session.WidgetKeys(AttentionView.PAGE, force=bound.opened)
 seed = bound.view
 
 controls, output = st.columns([1, 2.6], gap="large")
-with views.settings(controls, keys) as ui:
-    model = explore_views.model_picker(keys, explore_state.attention_models(), seed.model, host=ui)
-    source = av.attention_input(keys, seed, model, host=ui)
-    params = av.attention_params(keys, seed, model, host=ui)
+with settings(controls, keys) as ui:
+    model = model_picker(keys, catalogue.attention_models(), seed.model, host=ui)
+    source = page.attention_input(keys, seed, model, host=ui)
+    params = page.attention_params(keys, seed, model, host=ui)
 
 if source is not None:
-    view = state.settle(bound, AttentionView(model, source.ref, source.texts, seed.layer, seed.head,
-                                             state.canonical(params)))
+    view = binding.settle(bound, AttentionView(model, source.ref, source.texts, seed.layer, seed.head,
+                                               canonical(params)))
     with output:
-        results = av.attention_results(view, source, params)
+        results = page.attention_results(view, source, params)
         if results:
-            av.seed_layer_and_head(keys, seed, results["attention"].attentions, bound.opened)
-            av.attention_panel(bound, view, source, results)
+            page.seed_layer_and_head(keys, seed, results["attention"].attentions, bound.opened)
+            page.attention_panel(bound, view, source, results)
             if not source.is_text:
-                av.image_overview(results["attention"])
+                page.image_overview(results["attention"])

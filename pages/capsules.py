@@ -2,44 +2,47 @@
 
 import streamlit as st
 
-from app import capsule_views as cv
-from app import explore_state, explore_views, messages, session, state, views
-from app.explore_state import CapsuleView
+from app.features import capsules as page
+from app.features.capsules import CapsuleView
+from app.links import binding, catalogue
+from app.ui import messages, session
+from app.ui.pickers import input_picker, model_picker
+from app.ui.settings import settings
+from app.ui.sharing import downloads, share_button
 
 st.title("Capsules")
-bound = state.bind(CapsuleView)
+bound = binding.bind(CapsuleView)
 messages.link_problems(bound.problems)
 keys = session.WidgetKeys(CapsuleView.PAGE, force=bound.opened)
 seed = bound.view
 
 controls, output = st.columns([1, 2.6], gap="large")
-with views.settings(controls, keys) as ui:
-    model = explore_views.model_picker(keys, explore_state.capsule_models(), seed.model, host=ui)
-    picked = views.input_picker(keys, seed.input, host=ui)
-    target = cv.class_picker(keys, "target", "Decode from capsule", seed.target,
-                             "The class capsule the reconstruction, the sliders and the perturbation grid use", ui)
-    routing_class = cv.class_picker(keys, "routing_class", "Routing to capsule", seed.routing_class,
-                                    "The digit capsule whose routing coefficients are drawn", ui)
-    pose = cv.pose_settings(keys, seed, ui)
+with settings(controls, keys) as ui:
+    model = model_picker(keys, catalogue.capsule_models(), seed.model, host=ui)
+    picked = input_picker(keys, seed.input, host=ui)
+    target = page.class_picker(keys, "target", "Decode from capsule", seed.target,
+                               "The class capsule the reconstruction, the sliders and the perturbation grid use", ui)
+    routing_class = page.class_picker(keys, "routing_class", "Routing to capsule", seed.routing_class,
+                                      "The digit capsule whose routing coefficients are drawn", ui)
+    pose = page.pose_settings(keys, seed, ui)
 
-view = state.settle(bound, CapsuleView(model, picked.ref, target, routing_class, pose))
-state.publish(view)
+view = binding.settle(bound, CapsuleView(model, picked.ref, target, routing_class, pose))
+binding.publish(view)
 
 with output:
-    results = cv.capsule_results(view, picked.pixels)
+    results = page.capsule_results(view, picked.pixels)
     if results:
         result = results["capsules"]
-        cv.lengths_panel(result)
+        page.lengths_panel(result)
         st.subheader("Routing coefficients per iteration", divider="gray")
-        cv.routing_panel(result, routing_class)
+        page.routing_panel(result, routing_class)
         st.subheader("Pose", divider="gray")
         st.caption("Move the 16 dimensions of the capsule's pose; the reconstruction follows.")
-        cv.pose_sliders(model, picked.pixels, result, float(dict(pose)["span"]))
+        page.pose_sliders(model, picked.pixels, result, float(dict(pose)["span"]))
         if "pose" in results:
             st.caption("Each dimension on its own:")
-            cv.perturbation_panel(results["pose"])
-        explore_views.downloads(f"capsules-{model}", results, main="capsules/lengths", table=cv.table(results),
-                                key="capsules")
-        view = views.share_button(view, title=f"Capsules · {model} · {picked.label}",
-                                  inputs={"pixels": picked.pixels}, results=results, models=(model,))
-        state.publish(view)
+            page.perturbation_panel(results["pose"])
+        downloads(f"capsules-{model}", results, main="capsules/lengths", table=page.table(results), key="capsules")
+        view = share_button(view, title=f"Capsules · {model} · {picked.label}",
+                            inputs={"pixels": picked.pixels}, results=results, models=(model,))
+        binding.publish(view)

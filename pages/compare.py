@@ -2,18 +2,25 @@
 
 import streamlit as st
 
-from app import charts, messages, session, state, views
-from app.state import MAX_COLUMNS, MIN_COLUMNS, CompareView
+from app.charts.base import symmetric_max
+from app.features import compare as page
+from app.features.compare import MAX_COLUMNS, MIN_COLUMNS, CompareView
+from app.links import binding
+from app.ui import messages, session
+from app.ui.pickers import input_picker, method_label
+from app.ui.results import provenance, saved_results
+from app.ui.settings import settings
+from app.ui.sharing import downloads, share_button
 
 st.title("Compare")
-bound = state.bind(CompareView)
+bound = binding.bind(CompareView)
 messages.link_problems(bound.problems)
 keys = session.WidgetKeys(CompareView.PAGE, force=bound.opened)
 seed = bound.view
 
 picker, setup = st.columns([1, 2.6], gap="large")
-with views.settings(picker, keys) as ui:
-    picked = views.input_picker(keys, seed.input, host=ui)
+with settings(picker, keys) as ui:
+    picked = input_picker(keys, seed.input, host=ui)
     with setup if ui is st else ui:  # a summary lists the columns with the input
         counts = list(range(MIN_COLUMNS, MAX_COLUMNS + 1))
         n = ui.radio("Columns", counts, horizontal=True, key=keys.key("n", len(seed.columns), counts))
@@ -21,30 +28,30 @@ with views.settings(picker, keys) as ui:
         for i, place in enumerate(ui.columns(n)):
             prior = seed.columns[i] if i < len(seed.columns) else seed.columns[-1]
             with place:
-                columns.append(views.column_picker(keys, i, prior, host=ui))
+                columns.append(page.column_picker(keys, i, prior, host=ui))
 
-view = state.settle(bound, CompareView(tuple(columns), picked.ref))
-state.publish(view)
+view = binding.settle(bound, CompareView(tuple(columns), picked.ref))
+binding.publish(view)
 
 # A report lists its settings in the narrow column; the link and its provenance fill the wide one.
 beside = setup if ui is not st else st.container()
 share_slot = beside.container()
-saved = views.saved_results(view.link)
+saved = saved_results(view.link)
 if saved is not None:
     with beside:
-        views.provenance(saved)
+        provenance(saved)
     results = saved.results
 else:
-    results = views.compare_results(view.columns, picked.pixels)
+    results = page.compare_results(view.columns, picked.pixels)
 if results:
-    vmax = charts.symmetric_max([r.attributions for r in results.values()])
+    vmax = symmetric_max([r.attributions for r in results.values()])
     st.caption(f"One colour scale for every column: ±{vmax:.4g} (the largest |attribution| among them).")
     for i, (place, column) in enumerate(zip(st.columns(len(view.columns)), view.columns)):
         with place:
-            views.compare_column(results[f"col{i}"], column, vmax, key=f"col{i}")
-    views.downloads("compare", results, key="compare")
-    title = " vs ".join(f"{views.method_label(c.method)} · {c.model}" for c in view.columns)
+            page.compare_column(results[f"col{i}"], column, vmax, key=f"col{i}")
+    downloads("compare", results, key="compare")
+    title = " vs ".join(f"{method_label(c.method)} · {c.model}" for c in view.columns)
     with share_slot:
-        view = views.share_button(view, title=f"{title} · {picked.label}", inputs={"pixels": picked.pixels},
-                                  results=results, models=tuple(dict.fromkeys(c.model for c in view.columns)))
-    state.publish(view)
+        view = share_button(view, title=f"{title} · {picked.label}", inputs={"pixels": picked.pixels},
+                            results=results, models=tuple(dict.fromkeys(c.model for c in view.columns)))
+    binding.publish(view)

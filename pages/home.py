@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from app import messages, navigation, state, views
-from app.state import LinkView
-from app.views import Curated
+from app import navigation
+from app.features.home import Curated, LinkView, gallery, recent_shares
+from app.links import binding
+from app.ui import messages
 
-bound = state.bind(LinkView)  # ?id=… opens the shared analysis on its own page
+bound = binding.bind(LinkView)  # ?id=… opens the shared analysis on its own page
 messages.link_problems(bound.problems)
 
 st.title("zooscope")
@@ -36,8 +37,8 @@ GALLERY = (
 )
 
 st.subheader("Curated analyses")
-views.gallery(GALLERY)
+gallery(GALLERY)
 
 st.subheader("Recently shared")
-views.recent_shares()
-state.publish(bound.view)
+recent_shares()
+binding.publish(bound.view)

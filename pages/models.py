@@ -2,17 +2,19 @@
 
 import streamlit as st
 
-from app import messages, session, state, views
-from app.state import ModelsView
+from app.features.models import ModelsView, model_card, model_table
+from app.links import binding
+from app.ui import messages, session
+from app.ui.pickers import model_label
 from model_zoo import REGISTRY
 
 st.title("Models")
-bound = state.bind(ModelsView)
+bound = binding.bind(ModelsView)
 messages.link_problems(bound.problems)
 keys = session.WidgetKeys(ModelsView.PAGE, force=bound.opened)
 
-st.dataframe(views.model_table(), hide_index=True)
+st.dataframe(model_table(), hide_index=True)
 names = list(REGISTRY)
-name = st.selectbox("Model card", names, key=keys.key("model", bound.view.model, names), format_func=views.model_label)
-views.model_card(name)
-state.publish(ModelsView(name))
+name = st.selectbox("Model card", names, key=keys.key("model", bound.view.model, names), format_func=model_label)
+model_card(name)
+binding.publish(ModelsView(name))

@@ -9,8 +9,8 @@ import pytest
 
 import model_zoo
 from analyzers import from_record
-from app.analyze import analyze_command
-from app.cli import parser
+from app.cli.analyze import analyze_command
+from app.cli.main import parser
 
 from .conftest import trained_or_skip
 

@@ -26,11 +26,12 @@ from PIL import Image, ImageFile
 import analyzers
 from analyzers import IGParams, SaliencyParams
 from analyzers.run import hook_count
-from app import cache, compute, inputs
-from app.session import WidgetKeys
-from app.store import Store
+from app.runtime import compute, guards, images, models
+from app.runtime.results import results
+from app.runtime.store import Store
+from app.ui.session import WidgetKeys
 from tests.app.apptest import errors, numbers, open_page
-from tests.app.test_store import unprivileged  # root ignores permissions: the block runs as nobody
+from tests.app.runtime.test_store import unprivileged  # root ignores permissions: the block runs as nobody
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_IG = {"model": "vit-dot", "method": "integrated_gradients", "sample": "17", "n_steps": "16"}
@@ -39,17 +40,16 @@ PIXELS[6:22, 12:16] = 1.0  # a rough "1"
 OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)"
 
 
-
 @pytest.fixture(autouse=True)
 def default_limits(monkeypatch):
     """Every test runs with the default time and cost limits."""
-    monkeypatch.delenv(compute.TIMEOUT_ENV, raising=False)
-    monkeypatch.delenv(compute.BUDGET_ENV, raising=False)
+    monkeypatch.delenv(guards.TIMEOUT_ENV, raising=False)
+    monkeypatch.delenv(guards.BUDGET_ENV, raising=False)
 
 
 def lock_is_free(name: str) -> bool:
     """Whether another thread can take the model's lock right now."""
-    lock = cache.loaded_model(name).lock
+    lock = models.loaded_model(name).lock
     got: list[bool] = []
 
     def probe():
@@ -85,70 +85,78 @@ class FailingAnalyzer:
 # ------------------------------------------------------------------ out of memory
 
 
-def test_out_of_memory_retries_with_half_the_internal_batch_and_the_next_request_works(monkeypatch):
-    fake = FailingAnalyzer(k=2)
-    monkeypatch.setattr(analyzers, "run_analyzer", fake)
-    result = compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, internal_batch_size=64, seed=101),
-                         PIXELS)
-    assert fake.batches() == [64, 32, 16]
-    assert result.info.params["internal_batch_size"] == "16" and np.isfinite(result.attributions).all()
-    assert lock_is_free("vit-dot") and hook_count(cache.loaded_model("vit-dot").model) == 0
-    assert compute.run("saliency", "vit-dot", SaliencyParams(abs=False), PIXELS) is not None
+@contextlib.contextmanager
+def memory_for(name: str, rows: int, *, after: int = 1):
+    """ViT ``name`` runs out of memory on any forward pass of more than ``rows`` inputs (0: on every pass),
+    from its ``after``-th pass on (the first one, the prediction of a single digit, goes through).
+
+    Yields the batch sizes it was asked to run, in order. The fault is in the model, below the
+    analyzers, so the real out-of-memory path is what is tested.
+    """
+    seen = []
+
+    def check(_module, args):
+        seen.append(int(args[0].shape[0]))  # (B, 49, 16): the batch's patches
+        if len(seen) > after and seen[-1] > rows:
+            raise torch.cuda.OutOfMemoryError(OOM)
+
+    handle = guarded_model(name).patch.register_forward_pre_hook(check)  # the first layer the pixels reach
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
-@pytest.mark.parametrize("error, seed", [(torch.cuda.OutOfMemoryError(OOM), 102), (RuntimeError("CUDA out of memory."), 107)])
-def test_out_of_memory_at_a_batch_of_one_on_the_cpu_is_a_clear_message(monkeypatch, error, seed):
-    fake = FailingAnalyzer(k=10**6, error=error)
-    monkeypatch.setattr(analyzers, "run_analyzer", fake)
-    with pytest.raises(compute.AnalysisOutOfMemory) as info:
-        compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, internal_batch_size=64, seed=seed), PIXELS)
-    assert fake.batches() == [64, 32, 16, 8, 4, 2, 1]
+def guarded_model(name: str):
+    return models.loaded_model(name).model
+
+
+def test_out_of_memory_halves_the_batch_in_the_analyzer_and_the_numbers_stay_the_same():
+    params = IGParams(n_steps=32, internal_batch_size=32, seed=101)
+    with memory_for("vit-dot", 8) as seen:
+        result = compute.run("integrated_gradients", "vit-dot", params, PIXELS)
+    assert seen[:4] == [1, 32, 16, 8] and max(seen[4:]) <= 8, seen  # halved until it fits, then run in 8s
+    results().clear()
+    expected = compute.run("integrated_gradients", "vit-dot", params, PIXELS)
+    np.testing.assert_allclose(result.attributions, expected.attributions, rtol=1e-5, atol=1e-7)
+    assert lock_is_free("vit-dot") and hook_count(guarded_model("vit-dot")) == 0
+
+
+def test_out_of_memory_at_a_batch_of_one_on_the_cpu_is_a_clear_message():
+    with memory_for("vit-dot", 0) as seen, pytest.raises(guards.AnalysisOutOfMemory) as info:
+        compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=64, internal_batch_size=64, seed=102), PIXELS)
+    assert seen == [1, 64, 32, 16, 8, 4, 2, 1]
     message = str(info.value)
-    assert "ran out of memory, even with an internal batch of 1" in message and "Lower n_steps" in message
-    assert "Traceback" not in message
-    assert lock_is_free("vit-dot") and hook_count(cache.loaded_model("vit-dot").model) == 0
-    monkeypatch.setattr(analyzers, "run_analyzer", fake.real)  # the machine has memory again
-    assert compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=seed), PIXELS).attributions.shape
+    assert message.startswith("Integrated Gradients on vit-dot ran out of memory, even with the smallest batch.")
+    assert "Lower n_steps" in message and "Traceback" not in message
+    assert lock_is_free("vit-dot") and hook_count(guarded_model("vit-dot")) == 0
+    assert compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=102), PIXELS).attributions.shape
 
 
-def test_out_of_memory_with_an_automatic_batch_is_not_retried_by_the_app(monkeypatch):
-    """An automatic batch is halved inside the analyzer (down to 1) before the error reaches the app."""
-    fake = FailingAnalyzer(k=10**6)
-    monkeypatch.setattr(analyzers, "run_analyzer", fake)
-    with pytest.raises(compute.AnalysisOutOfMemory, match="even with an internal batch of 1"):
-        compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=108), PIXELS)
-    assert fake.batches() == [0]
-    assert lock_is_free("vit-dot")
-
-
-def test_out_of_memory_without_a_batch_to_halve_is_not_retried(monkeypatch):
-    fake = FailingAnalyzer(k=1)
-    monkeypatch.setattr(analyzers, "run_analyzer", fake)
-    with pytest.raises(compute.AnalysisOutOfMemory, match=r"^Saliency on vit-dot ran out of memory\."):
+def test_out_of_memory_without_a_batch_to_halve_is_a_message_at_once():
+    with memory_for("vit-dot", 0, after=0) as seen, pytest.raises(guards.AnalysisOutOfMemory,
+                                                                  match=r"^Saliency on vit-dot ran out of memory"):
         compute.run("saliency", "vit-dot", SaliencyParams(abs=True, target=3), PIXELS)
-    assert len(fake.calls) == 1
+    assert seen == [1]
 
 
-@pytest.mark.parametrize("batch, tries_on_gpu", [(64, 7), (0, 1)])  # set: halved down to 1; automatic: by the analyzer
-def test_out_of_memory_on_an_accelerator_falls_back_to_a_cpu_copy(monkeypatch, batch, tries_on_gpu):
-    import analyzers.run as run_module
+@pytest.mark.parametrize("batch", [64, 0])  # as asked, and automatic: the CPU copy gets the same request
+def test_out_of_memory_on_an_accelerator_falls_back_to_a_cpu_copy(monkeypatch, batch):
     from model_zoo import get_spec, load
 
-    shared = cache.loaded_model("vit-dot").model
-    cpu = cache.LoadedModel("vit-dot", load("vit-dot", "cpu"), threading.RLock(), get_spec("vit-dot").sha256, "cpu")
-    real_device = run_module.model_device
-    monkeypatch.setattr(run_module, "model_device",  # pretend the shared model lives on a GPU
+    shared = guarded_model("vit-dot")
+    cpu = models.LoadedModel("vit-dot", load("vit-dot", "cpu"), threading.RLock(), get_spec("vit-dot").sha256, "cpu")
+    real_device = guards.model_device
+    monkeypatch.setattr(guards, "model_device",  # pretend the shared model lives on a GPU
                         lambda m: torch.device("cuda", 0) if m is shared else real_device(m))
-    monkeypatch.setattr(cache, "cpu_model", lambda name: cpu)
-    fake = FailingAnalyzer(k=10**6, only_on=shared)  # the "GPU" never has room, the CPU does
+    monkeypatch.setattr(models, "cpu_model", lambda name: cpu)
+    fake = FailingAnalyzer(k=10**6, only_on=shared)  # the "GPU" never has room (even at a batch of 1), the CPU does
     monkeypatch.setattr(analyzers, "run_analyzer", fake)
     result = compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, internal_batch_size=batch, seed=103),
                          PIXELS)
-    models = [m for m, _ in fake.calls]
-    assert models[:-1] == [shared] * tries_on_gpu and models[-1] is cpu.model  # then the CPU copy
-    assert fake.batches()[-1] == batch  # the CPU starts again from the requested batch
+    assert [m for m, _ in fake.calls] == [shared, cpu.model] and fake.batches() == [batch, batch]
     expected = analyzers.run_analyzer("integrated_gradients", load("vit-dot", "cpu"), get_spec("vit-dot"),
-                                      compute.image_batch(PIXELS), IGParams(n_steps=8, seed=103))
+                                      compute.model_inputs(PIXELS), IGParams(n_steps=8, seed=103))
     np.testing.assert_array_equal(result.attributions, expected.attributions)
     assert lock_is_free("vit-dot") and cpu.lock.acquire(blocking=False)
     cpu.lock.release()
@@ -168,25 +176,25 @@ def test_out_of_memory_on_the_page_is_a_message_above_a_usable_page(monkeypatch)
 def test_an_analysis_over_the_budget_is_refused_with_advice_before_it_runs(monkeypatch):
     monkeypatch.setattr(analyzers, "run_analyzer", lambda *a, **k: pytest.fail("an over-budget analysis ran"))
     params = IGParams(n_steps=1024, baseline="uniform", baseline_draws=64)
-    with pytest.raises(compute.AnalysisTooLarge) as info:
+    with pytest.raises(guards.AnalysisTooLarge) as info:
         compute.run("integrated_gradients", "vit-dot", params, PIXELS)
     message = str(info.value)
     assert "65,536 model evaluations (n_steps 1,024 × baseline_draws 64)" in message
     assert "allows 16,384 per analysis" in message
     assert "n_steps to 256 or less" in message and "baseline_draws to 16 or less" in message
-    monkeypatch.setenv(compute.BUDGET_ENV, "100")  # the operator's own budget
-    with pytest.raises(compute.AnalysisTooLarge, match="200 model evaluations .* allows 100 per analysis"):
+    monkeypatch.setenv(guards.BUDGET_ENV, "100")  # the operator's own budget
+    with pytest.raises(guards.AnalysisTooLarge, match="200 model evaluations .* allows 100 per analysis"):
         compute.run("smoothgrad", "vit-dot", analyzers.SmoothGradParams(nt_samples=200), PIXELS)
-    with pytest.raises(compute.AnalysisTooLarge, match=r"n_steps 64 × examples 3.*n_steps to 33 or less"):
+    with pytest.raises(guards.AnalysisTooLarge, match=r"n_steps 64 × examples 3.*n_steps to 33 or less"):
         compute.run("integrated_gradients", "vit-dot", IGParams(), np.stack([PIXELS] * 3))
 
 
 def test_within_budget_analyses_are_not_refused():
-    assert compute.cost_factors(IGParams(n_steps=1024)) == {"n_steps": 1024}
-    assert compute.cost_factors(analyzers.SmoothGradParams()) == {"nt_samples": 16}  # over saliency: no steps
-    assert compute.cost_factors(analyzers.GradientShapParams(n_samples=1024)) == {"n_samples": 1024}
-    compute.check_budget("integrated_gradients", "vit-dot", IGParams(n_steps=1024, baseline="uniform",
-                                                                      baseline_draws=16), PIXELS)
+    assert guards.cost_factors(IGParams(n_steps=1024)) == {"n_steps": 1024}
+    assert guards.cost_factors(analyzers.SmoothGradParams()) == {"nt_samples": 16}  # over saliency: no steps
+    assert guards.cost_factors(analyzers.GradientShapParams(n_samples=1024)) == {"n_samples": 1024}
+    guards.check_budget("Integrated Gradients on vit-dot", IGParams(n_steps=1024, baseline="uniform",
+                                                                    baseline_draws=16), PIXELS)
 
 
 def test_the_page_refuses_an_over_budget_link_with_advice_and_stays_usable():
@@ -203,21 +211,21 @@ def test_the_page_refuses_an_over_budget_link_with_advice_and_stays_usable():
 
 
 def test_a_long_analysis_is_stopped_the_lock_released_and_the_next_request_works(monkeypatch):
-    model = cache.loaded_model("vit-dot").model
-    monkeypatch.setenv(compute.TIMEOUT_ENV, "0.3")
-    with pytest.raises(compute.AnalysisTimeout) as info:  # 1024 steps one at a time: far beyond 0.3 s
+    model = models.loaded_model("vit-dot").model
+    monkeypatch.setenv(guards.TIMEOUT_ENV, "0.3")
+    with pytest.raises(guards.AnalysisTimeout) as info:  # 1024 steps one at a time: far beyond 0.3 s
         compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=1024, internal_batch_size=1, seed=105), PIXELS)
     assert "was stopped after 0.3 s" in str(info.value) and "Lower n_steps" in str(info.value)
     assert lock_is_free("vit-dot") and hook_count(model) == 0
     assert all(not m._forward_pre_hooks for m in model.modules())
-    monkeypatch.delenv(compute.TIMEOUT_ENV)
+    monkeypatch.delenv(guards.TIMEOUT_ENV)
     result = compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=105), PIXELS)
     assert np.isfinite(result.attributions).all()
 
 
 def test_a_request_waiting_for_the_model_is_not_charged_for_the_wait(monkeypatch):
-    monkeypatch.setenv(compute.TIMEOUT_ENV, "1")
-    entry = cache.loaded_model("vit-dot")
+    monkeypatch.setenv(guards.TIMEOUT_ENV, "1")
+    entry = models.loaded_model("vit-dot")
     with ThreadPoolExecutor(1) as pool:
         with entry.lock:  # another session holds the model for longer than the limit
             waiting = pool.submit(compute.run, "saliency", "vit-dot", SaliencyParams(abs=True, target=7), PIXELS)
@@ -228,17 +236,17 @@ def test_a_request_waiting_for_the_model_is_not_charged_for_the_wait(monkeypatch
 @pytest.mark.parametrize("raw, expected", [("", 60.0), ("5", 5.0), ("0", None), ("nan", 60.0), ("-3", 60.0),
                                            ("soon", 60.0)])
 def test_the_time_limit_comes_from_the_environment(monkeypatch, raw, expected):
-    monkeypatch.setenv(compute.TIMEOUT_ENV, raw)
-    assert compute.timeout_s() == expected
+    monkeypatch.setenv(guards.TIMEOUT_ENV, raw)
+    assert guards.timeout_s() == expected
 
 
 def test_the_page_says_an_analysis_was_stopped_and_the_session_stays_usable(monkeypatch):
-    monkeypatch.setenv(compute.TIMEOUT_ENV, "0.05")
+    monkeypatch.setenv(guards.TIMEOUT_ENV, "0.05")
     at = open_page("attribution", {**FAST_IG, "n_steps": "1000", "seed": "106"})
     assert not at.exception, [e.value for e in at.exception]
     assert any("was stopped after 0.05 s" in e for e in errors(at)), errors(at)
     assert lock_is_free("vit-dot")
-    monkeypatch.delenv(compute.TIMEOUT_ENV)
+    monkeypatch.delenv(guards.TIMEOUT_ENV)
     at.number_input(key=WidgetKeys("attribution").name("integrated_gradients.n_steps")).set_value(16).run()
     assert not at.exception and not at.error, errors(at)
     assert "Prediction" in numbers(at) and "Relative error" in numbers(at)
@@ -256,14 +264,14 @@ def test_concurrent_layer_attributions_with_hooks_equal_a_sequential_run():
 
     jobs = [(PAIRS[0], 3), (PAIRS[1], 3), (PAIRS[0], 4)]
     run = lambda job: compute.run("integrated_gradients", "minilm", IGParams(n_steps=job[1]), [job[0]])  # noqa: E731
-    cache.results()._items.clear()
+    results().clear()
     sequential = [run(job) for job in jobs]
-    shared = cache.loaded_model("minilm").model
+    shared = models.loaded_model("minilm").model
     hooks_before = hook_count(shared)  # transformers' own capturing hooks, installed on the first forward
-    cache.results()._items.clear()
+    results().clear()
     with ThreadPoolExecutor(len(jobs) + 2) as pool:
         concurrent = list(pool.map(run, jobs))
-        loaded = list(pool.map(lambda _: cache.loaded_model("minilm"), range(6)))
+        loaded = list(pool.map(lambda _: models.loaded_model("minilm"), range(6)))
     for a, b in zip(sequential, concurrent):
         assert a is not b  # really computed twice
         np.testing.assert_array_equal(a.attributions, b.attributions)
@@ -275,8 +283,6 @@ def test_concurrent_layer_attributions_with_hooks_equal_a_sequential_run():
 
 
 # ------------------------------------------------------------------ a store that cannot save
-
-
 
 
 def _read_only_home(monkeypatch):
@@ -307,7 +313,7 @@ def _store_bug(monkeypatch):
     (_store_bug, "could not be stored (OSError)"),
 ])
 def test_a_store_that_cannot_save_says_not_saved_and_keeps_the_analysis_on_screen(monkeypatch, request, failure,
-                                                                                 reason):
+                                                                                  reason):
     at = open_page("attribution", FAST_IG)
     shown = numbers(at)
     assert "Σ attributions" in shown and not at.error
@@ -376,7 +382,7 @@ def test_pillow_limits_are_set_at_start_up(monkeypatch):
         warnings.resetwarnings()  # no DecompressionBombWarning filter either
         at = open_page("home")
         assert not at.exception
-        assert Image.MAX_IMAGE_PIXELS == inputs.MAX_PIXELS
+        assert Image.MAX_IMAGE_PIXELS == images.MAX_PIXELS
         assert ImageFile.LOAD_TRUNCATED_IMAGES is False
         assert ("error", Image.DecompressionBombWarning) in [(f[0], f[2]) for f in warnings.filters]
 
@@ -387,7 +393,7 @@ UNSAFE = re.compile(r"unsafe_allow_html\s*=\s*True|\bst\.html\(|components\.v1\.
 
 def test_no_page_renders_html_or_user_text_as_markdown():
     offenders = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
-                 for folder in ("app", "pages") for path in sorted((ROOT / folder).glob("*.py"))
+                 for folder in ("app", "pages") for path in sorted((ROOT / folder).rglob("*.py"))
                  for i, line in enumerate(path.read_text().splitlines(), 1)
                  if UNSAFE.search(line) and "messages.escape" not in line]
     assert offenders == []

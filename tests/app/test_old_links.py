@@ -41,7 +41,7 @@ def _digest(result) -> str:
 
 @pytest.mark.parametrize("row", MANIFEST, ids=[f"{r['page']}-{r['link'][:6]}" for r in MANIFEST])
 def test_an_old_link_reopens_its_results_exactly(old_store, row):
-    from app import share
+    from app.runtime import share
 
     saved = share.open_link(row["link"])
     assert saved.page == row["page"] and saved.title == row["title"]
@@ -51,7 +51,7 @@ def test_an_old_link_reopens_its_results_exactly(old_store, row):
 
 @pytest.mark.parametrize("row", MANIFEST, ids=[f"{r['page']}-{r['link'][:6]}" for r in MANIFEST])
 def test_an_old_link_opens_its_page_as_it_did(old_store, row, monkeypatch):
-    from app import compute
+    from app.runtime import compute
 
     def refuse(*args, **kwargs):
         raise AssertionError("a saved analysis is shown from the store, not recomputed")

@@ -9,10 +9,11 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.apptest import change_settings, numbers, open_page, settings_summary
 
-from app import compute, navigation
-from app import share as share_module
+from app import navigation
+from app.runtime import compute
+from app.runtime import share as share_module
 from model_zoo import get_spec
-from app.session import WidgetKeys
+from app.ui.session import WidgetKeys
 
 FAST_IG = {"model": "vit-dot", "method": "integrated_gradients", "sample": "17", "n_steps": "16"}
 
@@ -182,7 +183,7 @@ def test_a_settings_summary_reads_each_widget_kind_as_the_widget_would_show_it()
     def script():
         import streamlit as st
 
-        from app.widgets import SettingsSummary
+        from app.ui.settings import SettingsSummary
 
         st.session_state.update({"n": 16, "f": 0.25, "c": False, "s": "b", "t": "two\nlines", "x": 7})
         ui = SettingsSummary()

@@ -1,0 +1,373 @@
+"""The Attention page: attention maps per layer and head, rollout over the digit; for text models, two sentences.
+
+A digit (or two sentences for a text model) through one model; every layer and head as small
+multiples, the chosen head in full, rollout and gradient rollout over the image, and for text
+the similarity attribution (LayerIG) as coloured tokens.
+
+Link: ``/attention?model=vit-dot&sample=17&layer=2&head=1&head_fusion=max`` or
+``/attention?model=minilm&a=A+man+plays+guitar.&b=Someone+makes+music.&layer=5&head=3``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Container
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analyzers import AttentionParams, IGParams, field_specs
+from app.charts import attention as charts
+from app.links import binding
+from app.links.catalogue import attention_models, is_text_model, target_labels
+from app.links.codec import (
+    MAX_INDEX, MAX_TEXT_CHARS, InputRef, Params, Query, QueryReader, defaults, params_object, read_params, read_text,
+    saved_link, write_params,
+)
+from app.runtime import compute
+from app.runtime.inputs import InputError, validate_text
+from app.ui import messages, session
+from app.ui.figures import show_built
+from app.ui.pickers import input_picker
+from app.ui.results import computed, results_for
+from app.ui.sharing import downloads, share_button
+from app.ui.widgets import build_params
+
+DEFAULT_MODEL = "vit-dot"
+DEFAULT_TEXTS = ("A man is playing a guitar on stage.", "Someone performs music for a crowd.")
+
+MAX_TOKENS = 128  # MiniLM's cap (model_zoo.minilm.MiniLMConfig.max_tokens)
+
+GRID_WIDTH = 500  # px available to a row of small multiples
+
+
+# --------------------------------------------------------------------------- link
+
+
+def _attention_params() -> Params:
+    return defaults(AttentionParams)
+
+
+@dataclass(frozen=True)
+class AttentionView:
+    """The Attention page: a model, its input (a digit, or two sentences for text models), a layer and head.
+
+    URL: ``?model=vit-dot&sample=17&layer=2&head=1`` or ``?model=minilm&a=...&b=...``, plus
+    AttentionParams fields that differ from their defaults; ``?id=<link id>`` for a saved one.
+    """
+
+    PAGE: ClassVar[str] = "attention"
+
+    model: str = DEFAULT_MODEL
+    input: InputRef = InputRef()
+    texts: tuple[str, str] = DEFAULT_TEXTS
+    layer: int = 0
+    head: int = 0
+    params: Params = field(default_factory=_attention_params)
+    link: str | None = None
+
+    @classmethod
+    def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[AttentionView, tuple[str, ...]]:
+        r = QueryReader(query)
+        saved = saved_link(cls, r)
+        if saved is not None:
+            return saved
+        model = r.choice("model", attention_models(), DEFAULT_MODEL, "attention model")
+        ref = InputRef.read(r, uploads)
+        texts = (read_text(r, "a", DEFAULT_TEXTS[0], "Sentence A"), read_text(r, "b", DEFAULT_TEXTS[1], "Sentence B"))
+        layer = r.integer("layer", 0, MAX_INDEX, 0, "layer")
+        head = r.integer("head", 0, MAX_INDEX, 0, "head")
+        return cls(model, ref, texts, layer, head, read_params(r, AttentionParams)), r.finish()
+
+    def to_query(self) -> dict[str, str]:
+        if self.link:
+            return {"id": self.link}
+        shown = {"a": self.texts[0], "b": self.texts[1]} if is_text_model(self.model) else self.input.to_query()
+        return {"model": self.model, **shown, "layer": str(self.layer), "head": str(self.head),
+                **write_params(self.params, _attention_params())}
+
+    def params_object(self) -> Any:
+        """The validated AttentionParams of this view."""
+        return params_object(AttentionParams, self.params)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class AttentionInput:
+    """What the Attention page analyses: a digit's pixels, or two sentences."""
+
+    ref: InputRef
+    texts: tuple[str, str]
+    label: str
+    pixels: np.ndarray | None = None  # (28, 28) for image models
+
+    @property
+    def is_text(self) -> bool:
+        """True for two sentences, False for a digit."""
+        return self.pixels is None
+
+
+def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str,
+                    host: Any = st) -> AttentionInput | None:
+    """The input widgets that fit ``model``: two sentences for text, the digit picker for images.
+
+    Returns None (after saying why) when a sentence is not acceptable.
+    """
+    if not is_text_model(model):
+        picked = input_picker(keys, seed.input, host=host)
+        return AttentionInput(picked.ref, seed.texts, picked.label, picked.pixels)
+    texts = []
+    for name, text in zip("AB", seed.texts):
+        raw = host.text_area(f"Sentence {name}", key=keys.key(f"text.{name}", text), max_chars=MAX_TEXT_CHARS,
+                             height=80, help="Shown exactly as typed; MiniLM reads at most 128 tokens.")
+        try:
+            texts.append(validate_text(raw, max_chars=MAX_TEXT_CHARS))
+        except InputError as e:
+            messages.error(f"Sentence {name}: {e}")
+            return None
+    return AttentionInput(seed.input, (texts[0], texts[1]), "two sentences")
+
+
+def attention_params(keys: session.WidgetKeys, seed: AttentionView, model: str, host: Any = st) -> Any:
+    """Rollout settings (AttentionParams) in an expander, seeded from the view.
+
+    The explained class (``target``) is offered for digit models only: for sentences the
+    gradient rollout explains the sentence embedding, whatever the target says.
+    """
+    current = seed.params_object()
+    specs = {s.name: s for s in field_specs(AttentionParams)}
+    with host.expander("Rollout settings"):
+        fusions = list(specs["head_fusion"].choices)
+        values = {"head_fusion": host.selectbox("head_fusion", fusions, help=specs["head_fusion"].help,
+                                                key=keys.key("attention.head_fusion", current.head_fusion, fusions)),
+                  "gradient_rollout": host.checkbox(
+                      "gradient_rollout", help=specs["gradient_rollout"].help,
+                      key=keys.key("attention.gradient_rollout", current.gradient_rollout)),
+                  "target": current.target}
+        if not is_text_model(model):
+            labels = target_labels(model)
+            targets = [-1, *range(len(labels))]
+            values["target"] = host.selectbox(
+                "target", targets, help="The class the gradient rollout explains",
+                key=keys.key("attention.target", current.target, targets),
+                format_func=lambda i: "predicted class" if i < 0 else f"{i} ({labels[i]})")
+    return build_params(AttentionParams, values, current)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def attention_results(view: AttentionView, source: AttentionInput, params: Any) -> dict[str, Any] | None:
+    """The view's saved results, or its attention maps (and, for text, the similarity attribution)."""
+    return results_for(view.link, lambda: _compute_attention(view.model, source, params))
+
+
+def _compute_attention(model: str, source: AttentionInput, params: Any) -> dict[str, Any] | None:
+    inputs = list(source.texts) if source.is_text else source.pixels
+    maps = computed(f"Attention maps of {model}…", lambda: compute.run("attention_maps", model, params, inputs))
+    if maps is None or not source.is_text:
+        return None if maps is None else {"attention": maps}
+    a, b = source.texts
+    similarity = computed("Similarity attribution (Layer Integrated Gradients)…",
+                          lambda: compute.run("integrated_gradients", model, IGParams(), [(a, b), (b, a)]))
+    return {"attention": maps} if similarity is None else {"attention": maps, "similarity": similarity}
+
+
+def seed_layer_and_head(keys: session.WidgetKeys, seed: Any, attentions: np.ndarray, opened: bool) -> None:
+    """Seed the layer and head pickers from the view (on a full run), reporting a link's index that does not exist.
+
+    The pickers themselves are drawn by :func:`attention_panel`, which reruns on its own when
+    one of them changes; seeding here keeps a fragment rerun from resetting them to the link's.
+    """
+    L, _, H = attentions.shape[:3]
+    for name, value, count in (("layer", seed.layer, L), ("head", seed.head, H)):
+        if opened and not 0 <= value < count:
+            messages.error(f"This model has no {name} {value} (it has 0 to {count - 1}); showing {name} 0.")
+        keys.key(name, value, list(range(count)))
+
+
+@st.fragment
+def attention_panel(bound: Any, view: AttentionView, source: AttentionInput, results: dict[str, Any]) -> None:
+    """The layer and head pickers and everything drawn for them, the downloads and Share.
+
+    A fragment: choosing another layer or head reruns only this part of the page (the inputs,
+    the model, the cached attention maps and, for digits, :func:`image_overview` below it stay as
+    they are). Call :func:`seed_layer_and_head` first in the same run.
+    """
+    keys = session.WidgetKeys(AttentionView.PAGE)  # seeded by the full run: never re-seeded here
+    result = results["attention"]
+    L, _, H = result.attentions.shape[:3]
+    left, right = st.columns(2)
+    layer = left.selectbox("Layer", list(range(L)), key=keys.key("layer", 0, list(range(L))))
+    head = right.selectbox("Head", list(range(H)), key=keys.key("head", 0, list(range(H))))
+    view = binding.settle(bound, dataclasses.replace(view, layer=layer, head=head))
+    binding.publish(view)
+    if source.is_text:
+        text_attention(result, layer, head, keys)
+        if "similarity" in results:
+            similarity(results["similarity"])
+    else:
+        image_attention(result, layer, head)
+    downloads(f"attention-{view.model}", results, main="attention/attentions",
+              table=attention_table(results, layer, head), key="attention")
+    inputs = {} if source.is_text else {"pixels": source.pixels}
+    view = share_button(view, title=f"Attention · {view.model} · {source.label}", inputs=inputs,
+                        results=results, models=(view.model,))
+    binding.publish(view)
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def _patch_maps(attentions: np.ndarray, b: int = 0) -> np.ndarray:
+    """The CLS row of every layer and head on the patch grid: (L, B, H, T, T) -> (L, H, g, g)."""
+    row = attentions[:, b, :, 0, 1:]  # (L, H, T-1)
+    g = math.isqrt(row.shape[-1])
+    return row.reshape(*row.shape[:2], g, g)
+
+
+def image_attention(result: Any, layer: int, head: int) -> None:
+    """Digit attention: the chosen head in full and over the image.
+
+    The charts of every head share a layout, so another head updates the drawn charts in place.
+    """
+    attn = result.attentions  # (L, B, H, T, T)
+    labels = charts.token_labels(attn.shape[-1])
+    pixels = _pixels(result)
+    pred = int(result.predictions[0])
+    st.caption(f"Prediction: {pred}. Rows of a map are queries, columns keys; token 0 is CLS, then the 7 × 7 "
+               "patches row by row. Each row sums to 1.")
+    where = f"{layer}-{head}"
+    left, right = st.columns(2)
+    with left:
+        show_built(result, f"map-{where}", "Attention map", lambda: (
+            charts.attention_map_chart(attn[layer, 0, head], labels, f"Layer {layer}, head {head}"),
+            charts.map_frame(attn[layer, 0, head], labels)), slot="head-map")
+    with right:
+        show_built(result, f"cls-{where}", "CLS attention over the digit", lambda: (
+            charts.overlay_chart(pixels, result.cls_maps[layer, 0, head], f"CLS row of layer {layer}, head {head}"),
+            None),
+            slot="head-cls")
+
+
+def _pixels(result: Any) -> np.ndarray:
+    return np.asarray(result.inputs[0]).reshape(28, 28)
+
+
+def image_overview(result: Any) -> None:
+    """Digit attention that no layer or head choice changes: every head at once, and the rollouts.
+
+    Drawn by the page after :func:`attention_panel`, outside its fragment: another head does not
+    send these charts again.
+    """
+    attn = result.attentions  # (L, B, H, T, T)
+    pixels = _pixels(result)
+    st.subheader("Every layer and head", divider="gray")
+    st.caption("What CLS attends to on the 7 × 7 patch grid, over the digit; one colour scale (square root, so that "
+               "weak heads still show) for every head.")
+    grid = _patch_maps(attn)
+    show_built(result, "grid", "CLS attention per layer and head", lambda: (
+        charts.head_grid_chart(grid, pixels=pixels, cell=84), charts.grid_maps_frame(grid)))
+    rollouts(result, pixels)
+
+
+def rollouts(result: Any, pixels: np.ndarray) -> None:
+    """Rollout (Abnar & Zuidema 2020) and gradient rollout (Chefer et al. 2021) over the digit."""
+    st.subheader("Rollout", divider="gray")
+    st.caption("Attention rollout multiplies the head-averaged maps (plus the residual identity) through the layers; "
+               "the gradient rollout weights each head by the gradient of the explained class. Colours run from "
+               "each map's smallest value (transparent) to its largest.")
+    maps = {"Rollout (Abnar & Zuidema 2020)": result.rollout_map}
+    if result.grad_rollout_map is not None:
+        maps[f"Gradient rollout for class {int(result.targets[0])} (Chefer et al. 2021)"] = result.grad_rollout_map
+    for i, (col, (title, heat)) in enumerate(zip(st.columns(2), maps.items())):
+        with col:
+            show_built(result, f"rollout-{i}", title, lambda: (
+                charts.overlay_chart(pixels, heat[0], title, value_name="relevance", vmin=float(heat[0].min())), None))
+
+
+def _token_size(tokens: tuple[str, ...]) -> int:
+    return min(420, max(160, 22 * len(tokens)))
+
+
+def _sentence_map(attn: np.ndarray, tokens: tuple[str, ...]) -> np.ndarray:
+    n = len(tokens)
+    return attn[..., :n, :n]
+
+
+def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys) -> None:
+    """Sentence attention: the chosen head per sentence with token axes, every head, rollouts."""
+    attn = result.attentions  # (L, 2, H, T, T), padded to the longer sentence
+    counts = [len(t) for t in result.tokens]
+    st.caption(f"Tokens: sentence A {counts[0]}, sentence B {counts[1]} (with [CLS] and [SEP]; MiniLM reads at most "
+               f"{MAX_TOKENS}). Rows are queries, columns keys; each row sums to 1.")
+    places, menus = st.columns(2), st.columns(2)  # the sentences' maps differ in height; their menus line up below
+    for col, menu, name, b in zip(places, menus, "AB", (0, 1)):
+        with col:
+            tokens = result.tokens[b]
+            labels = charts.token_labels(len(tokens), tokens)
+            m = _sentence_map(attn[layer, b, head], tokens)
+            show_built(result, f"text-map-{name}-{layer}-{head}", f"Attention map {name}", lambda: (
+                charts.attention_map_chart(m, labels, f"Sentence {name}: layer {layer}, head {head}", token_axes=True,
+                                           size=_token_size(tokens)), charts.map_frame(m, labels)),
+                slot=f"text-map-{name}", menu=menu)
+    st.subheader("Every layer and head", divider="gray")
+    which = st.radio("Sentence", ("A", "B"), horizontal=True, key=keys.key("grid.sentence", "A", ("A", "B")))
+    st.caption("Every head of every layer for one sentence, one colour scale (square root, so that weak weights "
+               "still show). Hover a cell for its query and key tokens.")
+    b = "AB".index(which)
+    tokens = result.tokens[b]
+    grid = _sentence_map(attn[:, b], tokens)  # (L, H, n, n)
+    labels = charts.token_labels(len(tokens), tokens)
+    cell = max(24, min(56, GRID_WIDTH // grid.shape[1]))
+    show_built(result, f"text-grid-{which}", "Attention per layer and head", lambda: (
+        charts.head_grid_chart(grid, labels=labels, cell=cell), charts.grid_maps_frame(grid, labels)))
+    st.subheader("Rollout", divider="gray")
+    places, menus = st.columns(2), st.columns(2)
+    for col, menu, name, b in zip(places, menus, "AB", (0, 1)):
+        with col:
+            tokens = result.tokens[b]
+            labels = charts.token_labels(len(tokens), tokens)
+            m = _sentence_map(result.rollout[b], tokens)
+            show_built(result, f"text-rollout-{name}", f"Rollout {name}", lambda: (
+                charts.attention_map_chart(m, labels, f"Rollout, sentence {name}", token_axes=True,
+                                           size=_token_size(tokens)), charts.map_frame(m, labels)), menu=menu)
+
+
+def similarity(result: Any) -> None:
+    """Which tokens make the two sentences similar: LayerIG of cos(A, B) per token, as coloured tokens."""
+    st.subheader("Similarity attribution", divider="gray")
+    st.caption("Layer Integrated Gradients on the word embeddings of each sentence, explaining the cosine similarity "
+               "of the two sentence embeddings (the other sentence held fixed; baseline: [PAD] tokens). "
+               "Red tokens raise the similarity, blue ones lower it. One colour scale for both sentences.")
+    st.metric("cos(A, B)", f"{float(result.f_x[0]):.4f}")
+    sentences = {f"Sentence {name}": (result.tokens[i], np.asarray(result.attributions[i][: len(result.tokens[i])]))
+                 for i, name in enumerate("AB")}
+    show_built(result, "similarity", "Similarity attribution", lambda: (
+        charts.token_attribution_chart(sentences),
+        pd.concat([charts.token_attribution_frame(t, a).assign(sentence=n) for n, (t, a) in sentences.items()])))
+    for i, name in enumerate("AB"):
+        rel = float(result.rel_error[i])
+        st.caption(f"Sentence {name}: Σ attributions {float(np.sum(result.attributions[i])):.4f}, "
+                   f"cos − cos(baseline) {float(result.f_x[i] - result.f_baseline[i]):.4f}, "
+                   f"completeness error {rel:.2%}.")
+        if bool(result.flagged[i]):
+            messages.warning(f"Sentence {name}: {result.advice[i]}")
+
+
+def attention_table(results: dict[str, Any], layer: int, head: int) -> pd.DataFrame:
+    """The chosen head's map(s) as a table (query, key, weight) for the CSV download."""
+    result = results["attention"]
+    frames = []
+    for b in range(result.attentions.shape[1]):
+        tokens = result.tokens[b] if result.tokens else ()
+        m = _sentence_map(result.attentions[layer, b, head], tokens) if tokens else result.attentions[layer, b, head]
+        labels = charts.token_labels(m.shape[-1], tokens)
+        frames.append(charts.map_frame(m, labels).assign(input=b, layer=layer, head=head))
+    return pd.concat(frames, ignore_index=True)

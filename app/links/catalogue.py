@@ -1,0 +1,98 @@
+"""The catalogue of allowed values: which models each page offers, which methods fit a model, what a target can name.
+
+Found by a set test of each analyzer's needs against the models' capabilities, so a model that
+joins the registry appears on every page that fits it. No streamlit: links are checked here.
+"""
+
+from __future__ import annotations
+
+from analyzers import ANALYZERS, ATTRIBUTION_METHODS, params_to_mapping
+from analyzers.latent import PROJECTIONS
+from app.links.codec import Params
+from model_zoo import REGISTRY, get_spec
+
+
+def models_for(analyzer: str) -> tuple[str, ...]:
+    """Zoo models that analyzer ``analyzer`` fits (set test of its needs against their capabilities)."""
+    entry = ANALYZERS[analyzer]
+    return tuple(name for name, spec in REGISTRY.items() if entry.fits(spec))
+
+
+def image_models(needs: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """Zoo models that take digit images and have every capability in ``needs``."""
+    return tuple(n for n, s in REGISTRY.items() if s.input.modality == "image" and s.supports(needs))
+
+
+def attribution_models() -> tuple[str, ...]:
+    """Image models that at least one attribution method fits."""
+    return tuple(n for n in image_models() if any(m.fits(REGISTRY[n]) for m in ATTRIBUTION_METHODS.values()))
+
+
+def attribution_methods(model: str) -> tuple[str, ...]:
+    """Attribution methods that fit ``model`` on image input."""
+    spec = get_spec(model)
+    return tuple(n for n, m in ATTRIBUTION_METHODS.items() if m.fits(spec) and spec.input.modality in m.modalities)
+
+
+def target_labels(model: str) -> tuple[str, ...]:
+    """What a model's attribution ``target`` can name: its classes, or its latent means for a VAE."""
+    spec = get_spec(model)
+    if "latent" in spec.capabilities:
+        return tuple(f"z{k}" for k in range(spec.config.latent_dim))
+    return tuple(spec.input.labels)
+
+
+def params_class(method: str) -> type:
+    """The params dataclass of an attribution method."""
+    return ATTRIBUTION_METHODS[method].params
+
+
+def default_params(method: str) -> Params:
+    """The canonical default params of a method."""
+    return tuple(params_to_mapping(params_class(method)()).items())
+
+
+def attention_models() -> tuple[str, ...]:
+    """Every model whose attention maps can be drawn: the digit ViTs and the text encoder."""
+    return models_for("attention_maps")
+
+
+def synthesizer_models() -> tuple[str, ...]:
+    """The image models with attention (dot-product and every Synthesizer variant), in zoo order."""
+    return tuple(m for m in attention_models() if get_spec(m).input.modality == "image")
+
+
+def latent_models() -> tuple[str, ...]:
+    """The models with a latent space (the VAEs)."""
+    return models_for("latent_projection")
+
+
+def capsule_models() -> tuple[str, ...]:
+    """The capsule networks."""
+    return models_for("capsule_routing")
+
+
+def has_weights(model: str) -> bool:
+    """True when a model can be loaded: a pretrained package, or its checkpoint file is present."""
+    path = get_spec(model).checkpoint_path
+    return path is None or path.exists()
+
+
+def is_text_model(model: str) -> bool:
+    """True when ``model`` reads sentences rather than digit images."""
+    return get_spec(model).input.modality == "text"
+
+
+def latent_dim(model: str) -> int:
+    """Size of a latent model's code, from its config."""
+    return int(get_spec(model).config.latent_dim)
+
+
+def projection_methods(model: str) -> tuple[str, ...]:
+    """Projections that fit a latent model: identity only when its latent is already 2-D."""
+    return tuple(m for m in PROJECTIONS if m != "identity" or latent_dim(model) == 2)
+
+
+def default_projection(model: str) -> str:
+    """identity for 2-D latents (nothing to project), PCA otherwise (instant)."""
+    return "identity" if "identity" in projection_methods(model) else "pca"

@@ -1,0 +1,276 @@
+"""Uploaded bytes -> a digit the models can read, decided by decoding the content, never by the filename.
+
+What a file is gets decided by decoding its content with an explicit list of Pillow decoders,
+never by its filename or MIME type; Pillow's limits guard against decompression bombs. The
+picture is then framed like MNIST (:func:`app.runtime.inputs.preprocess_mnist`). Everything a
+person can get wrong surfaces as :class:`~app.runtime.inputs.InputError`, whose message says
+what was wrong and what to do. No streamlit and no torch here: the CLI and the pages share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+from app.runtime.inputs import InputError, preprocess_mnist
+
+_MB = 1024 * 1024
+MAX_UPLOAD_BYTES = 5 * _MB
+MAX_PIXELS = 4096 * 4096
+MAX_ASPECT_RATIO = 20.0
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+
+_FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF"}
+_UPLOAD_HINT = "Upload a PNG, JPEG, WebP, BMP or GIF image."
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+NOTICE_ROTATED = "Rotated according to EXIF orientation."
+NOTICE_TRANSPARENT = "Transparent areas treated as white."
+NOTICE_BAD_EXIF = "Could not read the EXIF orientation: shown as stored."
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """An uploaded image, decoded and prepared for the MNIST-style models.
+
+    Attributes:
+        display: (H, W) float32 grayscale in [0, 1], as a viewer sees the file.
+        pixels: (28, 28) float32 in [0, 1], white digit on black (MNIST convention).
+        format: the decoder that read it ("PNG", "JPEG", "WEBP", "BMP", "GIF").
+        original_size: (width, height) as stored in the file.
+        notices: what was done to the image on the way, for people to read.
+        sha256: hex sha256 of the uploaded bytes (a cache and share key).
+    """
+
+    display: np.ndarray
+    pixels: np.ndarray
+    format: str
+    original_size: tuple[int, int]
+    notices: tuple[str, ...]
+    sha256: str
+
+
+def configure_pillow() -> None:
+    """Apply zooscope's Pillow safety limits; calling it again changes nothing.
+
+    Caps the pixel count, turns DecompressionBombWarning into an error and
+    refuses truncated files. :func:`decode_image` also checks the declared
+    size itself, so it stays safe if something resets these globals.
+    """
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    # filterwarnings(append=False) removes an identical filter before inserting it.
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+def decode_image(data: bytes) -> DecodedImage:
+    """Decode an uploaded image and prepare it as a 28x28 MNIST-style digit.
+
+    Args:
+        data: the uploaded file's bytes (bytes, bytearray or memoryview).
+
+    Returns:
+        The decoded image: the grayscale view, the 28x28 pixels and notices.
+
+    Raises:
+        InputError: for anything wrong with the file, with a message for people.
+        TypeError: if ``data`` is not bytes-like (a bug in the caller).
+    """
+    data = _as_bytes(data)
+    _check_upload_size(len(data))
+    display, fmt, size, notices = _decode_safely(data)
+    pixels, more = preprocess_mnist(display)  # (28, 28)
+    return DecodedImage(
+        display=display,
+        pixels=pixels,
+        format=fmt,
+        original_size=size,
+        notices=notices + more,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _as_bytes(data: bytes) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"decode_image expects the file's bytes, got {type(data).__name__}")
+
+
+def _check_upload_size(n_bytes: int) -> None:
+    if n_bytes == 0:
+        raise InputError(f"The file is empty (0 bytes). {_UPLOAD_HINT}")
+    if n_bytes > MAX_UPLOAD_BYTES:
+        raise InputError(
+            f"This file is {n_bytes / _MB:.1f} MB; the limit is {MAX_UPLOAD_BYTES / _MB:g} MB. "
+            "Upload a smaller image."
+        )
+
+
+def _decode_safely(data: bytes) -> tuple[np.ndarray, str, tuple[int, int], tuple[str, ...]]:
+    """Run the decoder; this is the boundary where every failure becomes an InputError."""
+    try:
+        return _decode(data)
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(_bomb_message(str(exc))) from None
+    except Image.UnidentifiedImageError:
+        raise InputError(_unidentified_message(data)) from None
+    except MemoryError:
+        raise InputError("There is not enough memory to decode this image right now. Try a smaller image.") from None
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, ... on damaged files
+        raise InputError(_damaged_message(data, exc)) from exc
+
+
+def _decode(data: bytes) -> tuple[np.ndarray, str, tuple[int, int], tuple[str, ...]]:
+    with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+        _check_declared_size(img.size)  # before any pixel is decoded
+        fmt = img.format or "image"
+        notices = _frame_notices(img, fmt)
+        img.load()
+        upright, more = _apply_orientation(img)
+        display, alpha_notices = _display_gray(upright)  # (H, W)
+        return display, fmt, img.size, notices + more + alpha_notices
+
+
+def _check_declared_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise InputError(f"This image declares a size of {width} × {height} pixels. {_UPLOAD_HINT}")
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"This image is {width:,} × {height:,} pixels ({width * height / 1e6:,.1f} megapixels); "
+            f"the limit is {MAX_PIXELS / 1e6:.1f} megapixels (4096 × 4096). "
+            "Upload a smaller image."
+        )
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT_RATIO:
+        raise InputError(
+            f"This image is {width:,} × {height:,} pixels, a {ratio:.0f}:1 strip; shapes up to "
+            f"{MAX_ASPECT_RATIO:.0f}:1 are accepted. Crop it closer to the digit."
+        )
+
+
+def _bomb_message(pillow_message: str) -> str:
+    match = re.search(r"\((\d+) pixels\)", pillow_message)
+    declared = f"{int(match.group(1)) / 1e6:,.1f} megapixels" if match else "too many pixels"
+    return (
+        f"This image declares {declared}; the limit is {MAX_PIXELS / 1e6:.1f} megapixels "
+        "(4096 × 4096). Upload a smaller image."
+    )
+
+
+def _frame_notices(img: Image.Image, fmt: str) -> tuple[str, ...]:
+    n_frames = int(getattr(img, "n_frames", 1))
+    if n_frames <= 1:
+        return ()
+    img.seek(0)
+    return (f"Animated {_FORMAT_NAMES.get(fmt, fmt)}: used the first of {n_frames} frames.",)
+
+
+def _apply_orientation(img: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
+    """Turn the loaded image the way a viewer shows it, following its EXIF orientation."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+        upright = ImageOps.exif_transpose(img)
+    except Exception:  # damaged EXIF should not cost people their otherwise good image
+        return img, (NOTICE_BAD_EXIF,)
+    rotated = isinstance(orientation, int) and 2 <= orientation <= 8
+    return upright, (NOTICE_ROTATED,) if rotated else ()
+
+
+def _display_gray(img: Image.Image) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Grayscale in [0, 1] as a viewer sees it: alpha on white, CMYK and 16-bit handled."""
+    if img.mode in _SIXTEEN_BIT_MODES:
+        return _scaled_integer_gray(img), ()
+    if img.has_transparency_data:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        gray = Image.alpha_composite(white, rgba).convert("L")
+        return np.asarray(gray, dtype=np.float32) / 255.0, (NOTICE_TRANSPARENT,)  # (H, W)
+    if img.mode not in ("L", "1", "RGB"):
+        img = img.convert("RGB")  # CMYK, P, YCbCr, ...
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0, ()  # (H, W)
+
+
+def _scaled_integer_gray(img: Image.Image) -> np.ndarray:
+    """Scale 16-bit (or 32-bit integer) grayscale to [0, 1] instead of clipping it to 8 bits."""
+    values = np.asarray(img).astype(np.float64)  # (H, W)
+    low, high = float(values.min()), float(values.max())
+    if low >= 0 and high <= 65535:
+        return (values / 65535.0).astype(np.float32)
+    return ((values - low) / max(high - low, 1.0)).astype(np.float32)
+
+
+_MAGIC_FORMATS = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+
+_UNSUPPORTED_MAGIC = (
+    (b"%PDF", "PDF is not supported. Export the page as a PNG and upload that."),
+    (b"II*\x00", "TIFF is not supported. Convert it to PNG and upload that."),
+    (b"MM\x00*", "TIFF is not supported. Convert it to PNG and upload that."),
+    (b"PK\x03\x04", "This is a ZIP archive, not an image. Unpack it and upload one image."),
+)
+
+
+def _claimed_format(data: bytes) -> str | None:
+    """The format the file's magic bytes claim, if it is one of ours."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _MAGIC_FORMATS if data.startswith(magic)), None)
+
+
+def _unidentified_message(data: bytes) -> str:
+    """Explain a file no allowed decoder recognised: markup, text, another format, or noise."""
+    claimed = _claimed_format(data)
+    if claimed is not None:
+        return f"This {_FORMAT_NAMES[claimed]} file is damaged and could not be read. Re-export it and upload it again."
+    for magic, message in _UNSUPPORTED_MAGIC:
+        if data.startswith(magic):
+            return message
+    if data[4:8] == b"ftyp":
+        return "HEIC/AVIF photos are not supported. Export the photo as JPEG or PNG and upload that."
+    return _markup_message(data) or f"This file is not an image zooscope can read. {_UPLOAD_HINT}"
+
+
+def _markup_message(data: bytes) -> str | None:
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if b"<svg" in head:
+        return "SVG is not supported: it is a vector drawing, not pixels. Export it as a PNG and upload that."
+    if head.startswith(b"<!doctype html") or b"<html" in head:
+        return "This file is a web page (HTML), not an image. Save the image itself as PNG or JPEG and upload that."
+    if head.startswith(b"<?xml"):
+        return f"This file is XML, not an image. {_UPLOAD_HINT}"
+    if _looks_like_text(data[:4096]):
+        return f"This file is text, not an image. {_UPLOAD_HINT}"
+    return None
+
+
+def _looks_like_text(chunk: bytes) -> bool:
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(chunk) - 3:  # not just a character cut at the chunk's end
+            return False
+        text = chunk[: exc.start].decode("utf-8")
+    return all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
+
+
+def _damaged_message(data: bytes, exc: Exception) -> str:
+    name = _FORMAT_NAMES.get(_claimed_format(data) or "", "image")
+    if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
+        return f"This {name} file is incomplete (it ends too early). Upload the whole file again."
+    return f"This {name} file is damaged and could not be decoded. Re-export it and upload it again."

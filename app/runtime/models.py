@@ -1,0 +1,104 @@
+"""The models and data every session shares: loaded once per process, each model behind its own lock.
+
+A model is loaded on first use and shared by all sessions; :func:`using_model` holds its lock
+while an analysis runs, so hooks that one session's analyzer attaches never disturb another
+session's numbers. No streamlit here: the command line loads through the same functions.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import model_zoo
+from app.runtime.memo import once_per_process
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model shared by all sessions, the lock that serialises its use, and its checkpoint hash."""
+
+    name: str
+    model: Any  # torch.nn.Module in eval mode, parameters frozen
+    lock: threading.RLock
+    sha256: str
+    device: str
+
+
+@once_per_process(32)
+def _loaded(name: str) -> LoadedModel:
+    model = model_zoo.load(name)
+    device = str(next(model.parameters()).device) if any(True for _ in model.parameters()) else "cpu"
+    entry = LoadedModel(name, model, threading.RLock(), model_zoo.get_spec(name).sha256, device)
+    freeze_long_lived()
+    return entry
+
+
+def freeze_long_lived() -> None:
+    """Put what is alive now (imported libraries, loaded models) out of the garbage collector's reach.
+
+    Streamlit runs a full collection after every script run, which keeps memory flat; over a heap
+    of half a million objects (torch, transformers, the models) each one held the interpreter for
+    ~0.2 s while the run's charts waited to be sent. Frozen objects are never scanned again, so the
+    collection after a run only looks at what that run made (well under a millisecond). Called
+    after the warm-up and after each model load; garbage is collected first, so none is frozen.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@once_per_process(8)
+def _cpu_loaded(name: str) -> LoadedModel:
+    return LoadedModel(name, model_zoo.load(name, "cpu"), threading.RLock(), model_zoo.get_spec(name).sha256, "cpu")
+
+
+def cpu_model(name: str) -> LoadedModel:
+    """A CPU copy of model ``name`` with its own lock: where an analysis goes when an accelerator runs out
+    of memory. Loaded from the checkpoint (not copied from the accelerator, which has no room left)."""
+    return _cpu_loaded(name)
+
+
+def loaded_model(name: str) -> LoadedModel:
+    """The process-wide model ``name``, loading it on first use.
+
+    Raises:
+        KeyError: unknown model; model_zoo.CheckpointError: its checkpoint is missing or bad.
+    """
+    return _loaded(name)
+
+
+@contextmanager
+def using_model(name: str) -> Iterator[Any]:
+    """Hold model ``name`` exclusively for the duration of the block and yield it."""
+    entry = _loaded(name)
+    with entry.lock:
+        yield entry.model
+
+
+@once_per_process()
+def heldout_split() -> Any:
+    """The held-out split (``model_zoo.Split``), read once per process."""
+    return model_zoo.load_split()
+
+
+def sample_pixels(index: int) -> np.ndarray:
+    """Held-out image ``index`` as (28, 28) float32 in [0, 1] (read-only)."""
+    pixels = heldout_split().x_heldout[index].astype(np.float32) / 255.0  # (28, 28)
+    pixels.flags.writeable = False
+    return pixels
+
+
+@once_per_process()
+def parameter_count(name: str) -> int:
+    """Number of parameters of a zoo model, from its card or by building it (no weights read)."""
+    spec = model_zoo.get_spec(name)
+    counted = spec.card.get("parameters")
+    if counted:
+        return int(counted)
+    return int(sum(p.numel() for p in model_zoo.build(spec).parameters()))

@@ -1,0 +1,173 @@
+"""Share links: save a view with its input and results in one store transaction, and reopen it.
+
+A saved analysis holds:
+
+- meta: ``page`` (which page shows it), ``view`` (the view's URL parameters), ``title``,
+  ``checkpoints`` (model -> checkpoint sha256 at save time), ``versions`` (library versions),
+  ``results`` (name -> the result's record metadata), ``inputs`` (names of input arrays);
+- arrays: ``input/<name>`` for inputs and ``<result name>/<field>`` for result arrays.
+
+Reopening rebuilds the very result objects that were saved (``analyzers.from_record``), so a
+link shows identical numbers without recomputing, and says so when a model has changed since.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from analyzers import from_record, to_record
+from app.runtime.images import DecodedImage
+from app.runtime.results import results
+from app.runtime.store import Store, StoreError, default_store_path
+from model_zoo import REGISTRY, get_spec
+
+SHARE_FORMAT = 1
+VERSIONED_LIBRARIES = ("zooscope", "torch", "captum", "transformers", "streamlit", "numpy")
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that decide the numbers (and of zooscope itself)."""
+    versions = {}
+    for name in VERSIONED_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@lru_cache(maxsize=4)
+def _store_at(path: str) -> Any:
+    return Store(path)
+
+
+def store() -> Any:
+    """The process-wide analysis store at ``app.runtime.store.default_store_path()`` (read at each call)."""
+    return _store_at(str(default_store_path()))
+
+
+@dataclass(frozen=True)
+class SavedView:
+    """A shared analysis as reopened: its view query, inputs, rebuilt results and provenance."""
+
+    link: str
+    page: str
+    title: str
+    view: dict[str, str]
+    inputs: dict[str, np.ndarray]
+    results: dict[str, Any]
+    checkpoints: dict[str, str]
+    versions: dict[str, str]
+    created_at: str
+
+    def changed_models(self) -> dict[str, tuple[str, str]]:
+        """Models whose checkpoint differs from the one the analysis was made with: name -> (then, now)."""
+        now = {name: REGISTRY[name].sha256 if name in REGISTRY else "" for name in self.checkpoints}
+        return {name: (then, now[name]) for name, then in self.checkpoints.items() if then != now[name]}
+
+
+def save_view(page: str, view_query: Mapping[str, str], *, title: str, inputs: Mapping[str, np.ndarray],
+              results: Mapping[str, Any], models: tuple[str, ...]) -> str:
+    """Save a view, its inputs and its results in ONE store transaction; return the link id.
+
+    Raises:
+        app.store.StoreError: not saved (the message says why).
+    """
+    meta: dict[str, Any] = {
+        "format": SHARE_FORMAT, "page": page, "view": dict(view_query), "title": title,
+        "checkpoints": {m: get_spec(m).sha256 for m in models}, "versions": library_versions(),
+        "inputs": sorted(inputs), "results": {},
+    }
+    arrays: dict[str, np.ndarray] = {f"input/{k}": np.asarray(v) for k, v in inputs.items()}
+    for name, result in results.items():
+        record, result_arrays = to_record(result)
+        meta["results"][name] = record
+        arrays.update({f"{name}/{k}": np.asarray(v) for k, v in result_arrays.items()})
+    return store().save(page, meta, arrays, title=title)
+
+
+def _split_arrays(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    start = prefix + "/"
+    return {k[len(start):]: v for k, v in arrays.items() if k.startswith(start)}
+
+
+def _rebuild(saved: Any) -> SavedView:
+    meta = saved.meta
+    inputs = _split_arrays(saved.arrays, "input")
+    results = {name: from_record(record, _split_arrays(saved.arrays, name))
+               for name, record in meta.get("results", {}).items()}
+    return SavedView(link=saved.id, page=str(meta.get("page", saved.kind)), title=saved.title,
+                     view={str(k): str(v) for k, v in meta.get("view", {}).items()}, inputs=inputs,
+                     results=results, checkpoints=dict(meta.get("checkpoints", {})),
+                     versions=dict(meta.get("versions", {})), created_at=saved.created_at.isoformat(timespec="seconds"))
+
+
+class LinkProblem(Exception):
+    """A link that cannot be opened; the message is for people."""
+
+
+def open_link(link: str) -> SavedView:
+    """The shared analysis behind ``link``, read from the store once and then from memory.
+
+    Raises:
+        LinkProblem: no such analysis, the store cannot be read, or the record is damaged.
+    """
+    key = f"link:{link}"
+    hit = results().get(key)
+    if hit is not None:
+        return hit
+    try:
+        saved = store().load(link)
+    except StoreError as e:
+        raise LinkProblem(str(e)) from None
+    if saved is None:
+        raise LinkProblem("No analysis is saved under this link. It may have been mistyped or cut short; "
+                          "the page shows its defaults instead.")
+    try:
+        view = _rebuild(saved)
+    except (ValueError, TypeError, KeyError) as e:
+        raise LinkProblem(f"This saved analysis could not be read back ({e}); the page shows its defaults.") from None
+    results().put(key, view)
+    return view
+
+
+def restore_inputs(saved: SavedView, data: Any) -> None:
+    """Put a saved upload back into the session (``app.ui.session.SessionData``) so the view can use it."""
+    upload = saved.view.get("upload")
+    pixels = saved.inputs.get("pixels")
+    if upload and pixels is not None and upload not in data.uploads:
+        pixels = np.asarray(pixels, dtype=np.float32)
+        restored = DecodedImage(display=pixels, pixels=pixels, format="saved", original_size=pixels.shape[::-1],
+                                notices=("Restored from the shared analysis (28 × 28 as analysed).",), sha256=upload)
+        data.remember_upload(upload, restored, "shared upload")
+
+
+def recent(limit: int = 8) -> list[Any]:
+    """The most recently shared analyses (``app.runtime.store.SavedSummary``), newest first; [] if unreadable."""
+    try:
+        return store().recent(limit)
+    except StoreError:
+        return []
+
+
+def link_url(base_url: str | None, page_path: str, link: str) -> str:
+    """The address of a shared analysis: the app's base URL, the page's path and ``?id=``."""
+    path = f"/{page_path}" if page_path else "/"
+    if not base_url:
+        return f"{path}?id={link}"
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base_url)
+    root = parts.path
+    for suffix in (f"/{page_path}", f"/{page_path}/"):
+        if page_path and root.endswith(suffix):
+            root = root[: -len(suffix)]
+    root = root.rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, f"{root}{path}", f"id={link}", ""))

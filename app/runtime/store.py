@@ -1,0 +1,361 @@
+"""The analysis store: saved analyses in SQLite, reopened by unguessable link ids.
+
+One row per saved analysis: its kind, a title, canonical JSON metadata and
+its arrays as an .npz blob (never pickle). SQLite runs in WAL mode with
+``synchronous=FULL``, so a save that returned an id survives a crash of the
+process; every write is one ``BEGIN IMMEDIATE`` transaction. Each thread gets
+its own connection. No streamlit and no torch here: the CLI and the pages
+share it.
+
+Errors: conditions of the machine (store read-only, disk full, store busy,
+file damaged) raise :class:`StoreError` with a message for people. Wrong
+arguments from our own code (object arrays, meta that is not JSON) raise
+``TypeError``/``ValueError``. :meth:`Store.load` returns ``None`` both for
+unknown ids and for malformed ones, which it rejects before touching the
+database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import random
+import re
+import secrets
+import sqlite3
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import platformdirs
+
+from app.runtime.payload import check_text, checked_arrays, meta_to_json, pack_arrays, unpack_arrays
+
+__all__ = [
+    "LINK_ID_PATTERN",
+    "MAX_PAYLOAD_BYTES",
+    "SCHEMA_VERSION",
+    "SavedAnalysis",
+    "SavedSummary",
+    "Store",
+    "StoreError",
+    "default_store_path",
+    "is_valid_link_id",
+]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
+BUSY_TIMEOUT_S = 10.0
+LINK_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+_MAX_RECENT = 1000
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS analyses (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE CHECK (length(id) = 22),
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        meta_json TEXT NOT NULL,
+        arrays_npz BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+)
+_INSERT = "INSERT INTO analyses (id, kind, title, meta_json, arrays_npz, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+_SELECT_ONE = "SELECT id, kind, title, meta_json, arrays_npz, created_at FROM analyses WHERE id = ?"
+_SELECT_RECENT = "SELECT id, kind, title, created_at FROM analyses ORDER BY seq DESC LIMIT ?"
+
+
+class StoreError(RuntimeError):
+    """The analysis store could not save or read; the message says why and what to do."""
+
+
+class _SchemaTooNew(Exception):
+    def __init__(self, version: int) -> None:
+        super().__init__(f"schema version {version}; this zooscope reads up to {SCHEMA_VERSION}")
+
+
+@dataclass(frozen=True)
+class SavedSummary:
+    """One line of the recent-analyses list: what it is and when it was saved."""
+
+    id: str
+    kind: str
+    title: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, eq=False)
+class SavedAnalysis:
+    """A saved analysis as it was stored: metadata and arrays, exactly."""
+
+    id: str
+    kind: str
+    title: str
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    created_at: datetime
+
+
+def default_store_path() -> Path:
+    """Where analyses are saved: ``$ZOOSCOPE_HOME/analyses.sqlite3`` (a per-user data folder by default)."""
+    home = os.environ.get("ZOOSCOPE_HOME") or platformdirs.user_data_dir("zooscope")
+    return Path(home) / "analyses.sqlite3"
+
+
+def is_valid_link_id(s: object) -> bool:
+    """Whether ``s`` has the shape of a link id: 22 URL-safe characters."""
+    return isinstance(s, str) and LINK_ID_PATTERN.fullmatch(s) is not None
+
+
+class Store:
+    """The SQLite file that keeps saved analyses; safe to share between threads.
+
+    Args:
+        path: the database file; its folder is created when first needed.
+        busy_timeout: seconds a write waits for other writers before giving up.
+        max_payload_bytes: the largest analysis (arrays + metadata) accepted.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.path = Path(path)
+        self.busy_timeout = float(busy_timeout)
+        self.max_payload_bytes = int(max_payload_bytes)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # ------------------------------------------------------------ public
+
+    def save(self, kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], *, title: str = "") -> str:
+        """Save an analysis in one transaction and return its new link id.
+
+        Raises:
+            StoreError: the store is read-only, full, busy or the analysis too large.
+            TypeError: object arrays, meta that is not JSON, or arguments of the wrong type.
+        """
+        check_text("kind", kind, allow_empty=False)
+        check_text("title", title, allow_empty=True)
+        meta_json = meta_to_json(meta)
+        arrays = checked_arrays(arrays)
+        self._check_payload(sum(a.nbytes for a in arrays.values()) + len(meta_json) + len(title))
+        blob = pack_arrays(arrays)
+        self._check_payload(len(blob) + len(meta_json) + len(title))
+        link_id = secrets.token_urlsafe(16)
+        row = (link_id, kind, title, meta_json, blob, _now().isoformat(timespec="microseconds"))
+        self._run(saving=True, work=lambda conn: conn.execute(_INSERT, row))
+        return link_id
+
+    def load(self, link_id: str) -> SavedAnalysis | None:
+        """The saved analysis behind a link id, or None if there is none.
+
+        Malformed ids (anything but 22 URL-safe characters) return None
+        without touching the database.
+
+        Raises:
+            StoreError: the store cannot be read, or this analysis is damaged.
+        """
+        if not is_valid_link_id(link_id):
+            return None
+        row = self._run(saving=False, work=lambda conn: conn.execute(_SELECT_ONE, (link_id,)).fetchone())
+        return None if row is None else _analysis_from_row(row)
+
+    def recent(self, limit: int = 10) -> list[SavedSummary]:
+        """The most recently saved analyses, newest first, without their arrays."""
+        if not isinstance(limit, int) or not 1 <= limit <= _MAX_RECENT:
+            raise ValueError(f"limit must be an integer from 1 to {_MAX_RECENT}, got {limit!r}")
+        rows = self._run(saving=False, work=lambda conn: conn.execute(_SELECT_RECENT, (limit,)).fetchall())
+        return [SavedSummary(id=r[0], kind=r[1], title=r[2], created_at=_parse_time(r[3])) for r in rows]
+
+    def integrity_check(self) -> str:
+        """SQLite's verdict on the store file: "ok", or a description of the damage."""
+        rows = self._run(saving=False, work=lambda conn: conn.execute("PRAGMA integrity_check").fetchall())
+        return "\n".join(str(r[0]) for r in rows)
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    # ----------------------------------------------------------- private
+
+    def _check_payload(self, n_bytes: int) -> None:
+        if n_bytes > self.max_payload_bytes:
+            raise StoreError(
+                f"Not saved: this analysis is {n_bytes / 2**20:,.1f} MB; the store keeps analyses up to "
+                f"{self.max_payload_bytes / 2**20:g} MB. Your analysis is still on screen; "
+                "analyse fewer inputs or a smaller model to save it."
+            )
+
+    def _run(self, *, saving: bool, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``work`` (in a write transaction when saving), retrying while the store is busy."""
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                conn = self._connection()
+                return _in_transaction(conn, work) if saving else work(conn)
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc) and time.monotonic() + delay < deadline:
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.25)
+                    continue
+                raise self._store_error(saving, exc) from exc
+            except (sqlite3.Error, OSError, _SchemaTooNew) as exc:
+                raise self._store_error(saving, exc) from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            _ensure_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _store_error(self, saving: bool, exc: BaseException) -> StoreError:
+        _log.warning("analysis store %s failed: %r", self.path, exc)
+        return StoreError(_people_message(saving, exc, self.busy_timeout))
+
+
+# ------------------------------------------------------------ transactions
+
+
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``work`` between BEGIN IMMEDIATE and COMMIT; roll back on any failure."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # the original error says more
+                conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables on first use; refuse a store written by a newer zooscope."""
+    if _user_version(conn) == SCHEMA_VERSION:
+        return
+
+    def create(c: sqlite3.Connection) -> None:
+        version = _user_version(c)
+        if version > SCHEMA_VERSION:
+            raise _SchemaTooNew(version)
+        for statement in _SCHEMA:
+            c.execute(statement)
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    _in_transaction(conn, create)
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+# --------------------------------------------------------------- messages
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_READ_ONLY = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc).lower()
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text
+
+
+def _reason(exc: BaseException) -> str:
+    """Sort a failure into full / read-only / busy / damaged / newer / other."""
+    if isinstance(exc, _SchemaTooNew):
+        return "newer"
+    if isinstance(exc, OSError):
+        return "full" if exc.errno in _FULL else "read-only" if exc.errno in _READ_ONLY else "other"
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL") or "disk is full" in str(exc):
+        return "full"
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return "read-only"
+    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+        return "busy"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return "damaged"
+    return "other"
+
+
+_WHAT_TO_DO = {
+    "full": "the analysis store is full ({detail}). {still}free some disk space or set ZOOSCOPE_HOME "
+    "to a folder on a disk with room, then try again.",
+    "read-only": "the analysis store is read-only or cannot be opened ({detail}). {still}set ZOOSCOPE_HOME "
+    "to a folder you can write to, then try again.",
+    "busy": "the analysis store stayed busy for {timeout:g} s (other saves in progress). {still}"
+    "try again in a moment.",
+    "damaged": "the analysis store file is damaged ({detail}). {still}move the file aside "
+    "(zooscope starts a new one) and try again.",
+    "newer": "the analysis store was written by a newer zooscope ({detail}). {still}upgrade zooscope "
+    "or set ZOOSCOPE_HOME to another folder.",
+    "other": "the analysis store failed ({detail}). {still}try again; if it keeps failing, "
+    "set ZOOSCOPE_HOME to another folder.",
+}
+
+
+def _people_message(saving: bool, exc: BaseException, timeout: float) -> str:
+    prefix = "Not saved: " if saving else "Could not read saved analyses: "
+    still = "Your analysis is still on screen; " if saving else "To fix it, "
+    detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return prefix + _WHAT_TO_DO[_reason(exc)].format(detail=detail, still=still, timeout=timeout)
+
+
+# ----------------------------------------------------------- rows
+
+
+def _analysis_from_row(row: tuple) -> SavedAnalysis:
+    link_id, kind, title, meta_json, blob, created_at = row
+    try:
+        meta, arrays = json.loads(meta_json), unpack_arrays(blob)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:  # refuses pickled payloads too
+        raise StoreError(
+            f"Could not read saved analyses: the analysis {link_id} is damaged ({exc}). "
+            "Run the analysis again and save a new link."
+        ) from exc
+    return SavedAnalysis(link_id, kind, title, meta, arrays, _parse_time(created_at))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)

@@ -1,0 +1,153 @@
+"""Pickers: the model, the input (a held-out digit by class, or an upload), an index, a second digit.
+
+Each is seeded from the page's view through :class:`app.ui.session.WidgetKeys`, and takes a
+``host``: ``st`` (the controls are drawn) or the page's :class:`app.ui.settings.SettingsSummary`
+(a share link as opened: the values are listed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from analyzers import ANALYZERS
+from app.links.codec import InputRef
+from app.runtime.images import decode_image
+from app.runtime.inputs import InputError, safe_filename_label
+from app.runtime.models import heldout_split, sample_pixels
+from app.ui import messages, session
+from model_zoo import get_spec
+
+THUMB_SCALE = 5  # 28 px -> 140 px, nearest neighbour: crisp pixels
+
+
+def model_label(name: str) -> str:
+    """A model's menu label: its name and family."""
+    return f"{name} · {get_spec(name).family}"
+
+
+def method_label(name: str) -> str:
+    """An analyzer's menu label (its human name)."""
+    entry = ANALYZERS.get(name)
+    return entry.label if entry else name
+
+
+def thumbnail(pixels: np.ndarray, scale: int = THUMB_SCALE) -> np.ndarray:
+    """A (28, 28) image in [0, 1] as uint8, enlarged by pixel repetition (no blur)."""
+    a = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
+    return (np.kron(a, np.ones((scale, scale), dtype=np.float32)) * 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class PickedInput:
+    """The digit a view analyses: its pixels, its reference for the URL, and a label for people."""
+
+    pixels: np.ndarray  # (28, 28) float32 in [0, 1]
+    ref: InputRef
+    label: str
+
+
+SOURCES = ("Held-out digit", "Upload")
+
+
+def input_picker(keys: session.WidgetKeys, ref: InputRef, name: str = "", label: str = "Input",
+                 host: Any = st) -> PickedInput:
+    """Choose a held-out digit (browse by class) or upload an image; seeded from ``ref``.
+
+    ``name`` keeps the widgets of a second picker on the same page apart (e.g. ``name="b"``);
+    ``host`` is ``st`` or the page's :class:`widgets.SettingsSummary` (see :func:`settings`).
+    """
+    w = f"{name}." if name else ""
+    source = host.radio(label, SOURCES, horizontal=True,
+                        key=keys.key(f"{w}source", SOURCES[1] if ref.upload else SOURCES[0], SOURCES))
+    if source == SOURCES[1]:
+        picked = _upload_picker(keys, ref, w, host)
+        if picked is not None:
+            return picked
+        host.caption("Nothing uploaded yet: showing a held-out digit.")
+    return _sample_picker(keys, ref, w, host)
+
+
+def _sample_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -> PickedInput:
+    y = heldout_split().y_heldout
+    classes = list(range(10))
+    digit = host.selectbox("Digit class", classes, key=keys.key(f"{w}digit", int(y[ref.sample]), classes))
+    indices = [int(i) for i in np.flatnonzero(y == digit)]
+    sample = host.select_slider("Example", indices, key=keys.key(f"{w}sample", ref.sample, indices),
+                                format_func=lambda i: f"#{i}")
+    pixels = sample_pixels(sample)
+    host.image(thumbnail(pixels), caption=f"held-out #{sample}, labelled {digit}", width=140)
+    return PickedInput(pixels, InputRef(sample=sample), f"held-out #{sample}")
+
+
+def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -> PickedInput | None:
+    data = session.current()
+    file = host.file_uploader("Image of a digit", key=keys.name(f"{w}upload"),
+                              help="PNG, JPEG, WebP, BMP or GIF, up to 5 MB. Dark-on-light digits are inverted.")
+    sha = ref.upload
+    if file is not None:
+        raw = file.getvalue()
+        sha = hashlib.sha256(raw).hexdigest()
+        if sha not in data.uploads:
+            try:
+                with st.spinner("Reading the image…"):
+                    decoded = decode_image(raw)
+            except InputError as e:
+                messages.error(str(e))
+                return None
+            data.remember_upload(sha, decoded, safe_filename_label(file.name))
+    if not sha or sha not in data.uploads:
+        return None
+    decoded, name = data.uploads[sha], data.upload_names.get(sha, "upload")
+    _show_upload(decoded, name, host)
+    # The label goes into share titles, which everyone sees on Home: never the person's filename.
+    return PickedInput(np.asarray(decoded.pixels, dtype=np.float32), InputRef(sample=ref.sample, upload=sha),
+                       f"upload {sha[:8]}")
+
+
+def _show_upload(decoded: Any, name: str, host: Any) -> None:
+    host.text(name)  # the browser's filename, literally
+    before, after = host.columns(2)
+    before.image(np.clip(decoded.display, 0, 1), caption=f"as uploaded ({decoded.format})", width=120)
+    after.image(thumbnail(decoded.pixels, 4), caption="as the model sees it (28 × 28)", width=120)
+    for notice in decoded.notices:
+        host.caption(messages.escape(notice))
+
+
+# --------------------------------------------------------------------------- choices
+
+
+def model_picker(keys: session.WidgetKeys, models: Sequence[str], seed: str, label: str = "Model",
+                 host: Any = st) -> str:
+    """A select box over ``models``, seeded from the view."""
+    return host.selectbox(label, list(models), key=keys.key("model", seed, list(models)),
+                          format_func=model_label)
+
+
+def index_picker(keys: session.WidgetKeys, name: str, label: str, seed: int, count: int, *, opened: bool,
+                 host: Any = st, first: int = 0) -> int:
+    """Choose an index below ``count`` (shown from ``first``); a link's index that does not exist is reported."""
+    options = list(range(count))
+    if opened and seed not in options:
+        messages.error(f"This model has no {label} {seed + first} (it has {first} to {count - 1 + first}); "
+                       f"showing {label} {first}.")
+    return host.selectbox(label.capitalize(), options, key=keys.key(name, seed, options),
+                          format_func=lambda i: str(i + first))
+
+
+def heldout_picker(keys: session.WidgetKeys, seed: int, label: str, host: Any = st) -> int:
+    """A held-out digit chosen by class, then example (for a second input, beside :func:`input_picker`)."""
+    y = heldout_split().y_heldout
+    classes = list(range(10))
+    cls = host.selectbox(f"{label}: digit class", classes, key=keys.key("other.digit", int(y[seed]), classes))
+    indices = [int(i) for i in np.flatnonzero(y == cls)]
+    return host.select_slider(f"{label}: example", indices, key=keys.key("other.sample", seed, indices),
+                              format_func=lambda i: f"#{i}")

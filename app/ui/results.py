@@ -1,0 +1,91 @@
+"""Results on a page: computed under a spinner only when they really run, or read back from a share link.
+
+An analysis that could not run shows its reason as a message, never a traceback; a share link
+shows the saved numbers with their provenance (when, with which versions, whether a model changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from app.runtime import share
+from app.runtime.compute import NotCached, cache_only
+from app.runtime.guards import AnalysisError
+from app.ui import messages
+
+
+def with_spinner(description: str, work: Any) -> Any:
+    """``work()`` (which calls ``app.runtime.compute.run``): its cached result at once, else run under a spinner.
+
+    Only work that really runs gets a spinner (each costs a thread and two messages).
+
+    Raises:
+        AnalysisError: the analysis could not run (the message is for people).
+    """
+    try:
+        with cache_only():
+            return work()
+    except NotCached:
+        pass
+    with st.spinner(description, show_time=True):
+        return work()
+
+
+def computed(description: str, work: Any) -> Any | None:
+    """:func:`with_spinner`, an analysis error shown as a message (and None returned)."""
+    try:
+        return with_spinner(description, work)
+    except AnalysisError as e:
+        messages.error(str(e))
+        return None
+
+
+def attempt(description: str, work: Callable[[], Any]) -> tuple[Any | None, str | None]:
+    """``work()`` as :func:`with_spinner` runs it: (result, None), or (None, the reason it could not run)."""
+    try:
+        return with_spinner(description, work), None
+    except AnalysisError as e:
+        return None, str(e)
+
+
+# --------------------------------------------------------------------------- saved analyses
+
+
+def saved_results(link: str | None) -> share.SavedView | None:
+    """The shared analysis behind the view's link (already validated by ``binding.bind``), or None."""
+    if not link:
+        return None
+    try:
+        return share.open_link(link)
+    except share.LinkProblem as e:
+        messages.error(str(e))
+        return None
+
+
+def provenance(saved: share.SavedView) -> None:
+    """Say that the view shows a saved analysis, and whether its models have changed since."""
+    st.caption(messages.escape(f"Shared analysis saved {saved.created_at}; the numbers are the saved ones."))
+    for name, (then, now) in saved.changed_models().items():
+        messages.warning(f"The model {name} has changed since this analysis was saved (checkpoint sha256 "
+                         f"{then[:12] or 'unknown'}… then, {now[:12] or 'missing'}… now). The numbers shown are the "
+                         "saved ones; change any setting to recompute with the current model.")
+    with st.expander("Saved with"):
+        st.text("\n".join(f"{k} {v}" for k, v in saved.versions.items()))
+        st.text("\n".join(f"{k} checkpoint sha256 {v}" for k, v in saved.checkpoints.items()))
+
+
+def saved_view(link: str | None) -> Any | None:
+    """The saved analysis behind ``link`` (``app.runtime.share.SavedView``) with its provenance shown, or None."""
+    saved = saved_results(link)
+    if saved is not None:
+        provenance(saved)
+    return saved
+
+
+def results_for(link: str | None, compute: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The saved results behind ``link`` (with their provenance), or ``compute()`` when there is none."""
+    saved = saved_view(link)
+    return dict(saved.results) if saved is not None else compute()

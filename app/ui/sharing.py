@@ -1,0 +1,81 @@
+"""Sharing and exporting what a page shows: the Share button, and the "Download results" menu.
+
+Share saves the view, its input and its results in one store transaction and shows the link;
+the link reopens exactly this analysis (``app.links.binding``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analyzers import to_record
+from app import navigation
+from app.links.codec import signature
+from app.runtime import share
+from app.runtime.store import StoreError
+from app.ui import messages, session
+from app.ui.figures import download_buttons
+
+_log = logging.getLogger(__name__)
+
+
+def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], results: Mapping[str, Any],
+                 models: Sequence[str]) -> Any:
+    """A Share button; on click, save everything in one transaction and show the link.
+
+    Returns the view, with ``link`` set once it is saved (publish it so the URL shows the link).
+    """
+    data = session.current()
+    fingerprint = signature(dataclasses.replace(view, link=None).to_query())
+    clicked = st.button("Share", icon=":material/share:", type="primary" if not view.link else "secondary",
+                        help="Save this analysis and get a link that reopens it exactly")
+    if clicked:
+        link = data.shared.get(fingerprint)
+        if link is None:
+            try:
+                with st.spinner("Saving…"):
+                    link = share.save_view(view.PAGE, dataclasses.replace(view, link=None).to_query(), title=title,
+                                           inputs=inputs, results=results, models=tuple(models))
+            except StoreError as e:
+                messages.error(str(e) if str(e).lower().startswith("not saved") else f"Not saved: {e}")
+                return view
+            except Exception as e:  # a bug or the machine: the analysis must stay on screen all the same
+                _log.exception("saving a %s view failed", view.PAGE)
+                messages.error(f"Not saved: the analysis could not be stored ({type(e).__name__}); the details are "
+                               "in the server log. Your analysis is still on screen; try Share again.")
+                return view
+            data.shared[fingerprint] = link
+        view = dataclasses.replace(view, link=link)
+    if view.link:
+        info = navigation.page_info(view.PAGE)
+        url = share.link_url(st.context.url, info.url_path if info else view.PAGE, view.link)
+        # A plain Markdown link, not st.code: the code block pulls in a 1.5 MB syntax highlighter that
+        # a fresh browser opening the link would download before it draws the charts.
+        with st.container(key="share-link"):
+            st.markdown(f"[{messages.escape(url)}]({url.replace(')', '%29').replace(' ', '%20')})")
+        st.caption("Anyone with this link sees exactly this analysis.")
+    return view
+
+
+def downloads(name: str, results: Mapping[str, Any], key: str, *, main: str | None = None,
+              table: Any | None = None) -> None:
+    """Download every result: JSON (summaries and metadata), CSV (``table``, else the summaries),
+    NPY (the ``main`` array, else the first result's attributions) and NPZ (all arrays)."""
+    record: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for part, result in results.items():
+        meta, arr = to_record(result)
+        record[part] = {"summary": result.summary(), "record": meta}
+        arrays.update({f"{part}/{k}": v for k, v in arr.items()})
+    if table is None:
+        table = pd.DataFrame([{"part": part, **{k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
+                                                for k, v in r["summary"].items()}} for part, r in record.items()])
+    main = main or f"{next(iter(results), '')}/attributions"
+    download_buttons(name, record=record, arrays=arrays, main_array=main, table=table, key=key)
