@@ -9,6 +9,7 @@ import base64
 import io
 
 import numpy as np
+from PIL import Image
 
 
 def mosaic(images: np.ndarray, pad: int = 2, scale: int = 2, background: float = 0.35,
@@ -29,16 +30,12 @@ def mosaic(images: np.ndarray, pad: int = 2, scale: int = 2, background: float =
     factor = float(scale) if not max_width else max(1.0, min(float(scale), max_width / picture.shape[1]))
     if factor == int(factor):
         return np.kron(picture, np.ones((int(factor), int(factor)), dtype=np.uint8)) if factor > 1 else picture
-    from PIL import Image
-
     size = (round(picture.shape[1] * factor), round(picture.shape[0] * factor))
     return np.asarray(Image.fromarray(picture, mode="L").resize(size, Image.Resampling.NEAREST))
 
 
 def png_bytes(image: np.ndarray, optimize: bool = False) -> bytes:
     """A uint8 grey image as PNG bytes (``optimize``: smaller, about 3 times slower to encode)."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8), mode="L").save(buf, format="PNG", optimize=optimize)
     return buf.getvalue()

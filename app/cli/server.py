@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import MutableMapping
@@ -199,8 +200,6 @@ def serve_command(args: argparse.Namespace) -> int:
     print(f"zooscope: serving on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     if os.name == "posix":
         os.execv(command[0], command)  # signals reach Streamlit directly
-    import subprocess
-
     return subprocess.call(command)
 
 

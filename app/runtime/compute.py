@@ -17,10 +17,12 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 import analyzers
 from analyzers import ParamError, params_to_mapping
@@ -58,8 +60,6 @@ def model_inputs(inputs: np.ndarray | Sequence[Any] | None) -> Any:
     """What an analyzer takes: (28, 28) or (B, 28, 28) pixels as a float tensor (B, 1, 28, 28); texts as a list."""
     if not isinstance(inputs, np.ndarray):
         return None if inputs is None else list(inputs)
-    import torch
-
     a = np.asarray(inputs, dtype=np.float32)
     a = a[None] if a.ndim == 2 else a  # (B, 28, 28)
     return torch.from_numpy(np.array(a, dtype=np.float32, copy=True)).unsqueeze(1)  # (B, 1, 28, 28)
@@ -94,8 +94,6 @@ def _lower_priority() -> None:
 
 
 def _pool(kind: str) -> Any:
-    from concurrent.futures import ThreadPoolExecutor
-
     with _pools_lock:
         if kind not in _pools:
             _pools[kind] = ThreadPoolExecutor(max_workers=COMPUTE_THREADS, thread_name_prefix=f"{_THREAD_PREFIX}-{kind}",

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 from analyzers import field_specs
 from analyzers.run import is_out_of_memory, model_device
@@ -163,8 +164,6 @@ class Deadline:
 
 
 def _free_accelerator_memory() -> None:
-    import torch
-
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -162,8 +163,6 @@ def link_url(base_url: str | None, page_path: str, link: str) -> str:
     path = f"/{page_path}" if page_path else "/"
     if not base_url:
         return f"{path}?id={link}"
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(base_url)
     root = parts.path
     for suffix in (f"/{page_path}", f"/{page_path}/"):
