@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,9 +28,10 @@ import torch
 
 import analyzers
 from analyzers import ParamError, params_to_mapping
-from app.runtime import guards, models
-from app.runtime.guards import AnalysisError
-from app.runtime.results import input_sha256, result_key, results, run_analysis
+from app.runtime import guards, jobs, models
+from app.runtime.copies import using_model
+from app.runtime.guards import AnalysisCancelled, AnalysisError
+from app.runtime.results import input_sha256, result_key, results
 from model_zoo import CheckpointError, ModelSpec, get_spec
 
 _log = logging.getLogger(__name__)
@@ -96,16 +99,18 @@ def _lower_priority() -> None:
 def _pool(kind: str) -> Any:
     with _pools_lock:
         if kind not in _pools:
-            _pools[kind] = ThreadPoolExecutor(max_workers=COMPUTE_THREADS, thread_name_prefix=f"{_THREAD_PREFIX}-{kind}",
-                                              initializer=_lower_priority if kind == "follow-up" else None)
+            workers = 1 if kind == "heavy" else COMPUTE_THREADS  # heavy analyses: one at a time
+            _pools[kind] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{_THREAD_PREFIX}-{kind}",
+                                              initializer=_lower_priority if kind != "first" else None)
         return _pools[kind]
 
 
-def _submit(kind: str, work: Callable[[], R]) -> R:
-    """``work()`` on a long-lived thread of pool ``kind``, waited for (with the caller's context)."""
+def _submit(kind: str, work: Callable[[], R], current: jobs.Job) -> R:
+    """``work()`` on a long-lived thread of pool ``kind``, waited for (with the caller's context); a page
+    waiting hears how ``current`` does (:func:`jobs.wait_for`)."""
     if threading.current_thread().name.startswith(_THREAD_PREFIX):
         return work()  # already on one: run here rather than wait on a pool this thread may belong to
-    return _pool(kind).submit(contextvars.copy_context().run, work).result()
+    return jobs.wait_for(_pool(kind).submit(contextvars.copy_context().run, work), current)
 
 
 # --------------------------------------------------------------------------- running
@@ -133,10 +138,14 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
     spec = spec_of(model)
     entry = analyzers.ANALYZERS.get(analyzer)
     what = f"{entry.label if entry else analyzer} on {model}"
-    key = lambda: _key(analyzer, spec, params, inputs, depends_on)  # noqa: E731  (params checked first)
-    return run_work(spec, what, key, lambda m: analyzers.run_analyzer(analyzer, m, spec, model_inputs(inputs), params,
-                                                                      **kwargs),
-                    params=params, inputs=inputs, follow_up=follow_up)
+
+    def key() -> str:
+        return _key(analyzer, spec, params, inputs, depends_on)
+
+    def work(m: Any) -> Any:
+        return analyzers.run_analyzer(analyzer, m, spec, model_inputs(inputs), params, **kwargs)
+
+    return run_work(spec, what, key, work, params=params, inputs=inputs, follow_up=follow_up)
 
 
 def run_work(spec: ModelSpec, what: str, key: Callable[[], str], work: Callable[[Any], R], *, params: Any = None,
@@ -145,18 +154,23 @@ def run_work(spec: ModelSpec, what: str, key: Callable[[], str], work: Callable[
     analysis takes (:func:`run`, the pose decoder's sliders, the command line).
 
     ``what`` names the work for people ("Integrated Gradients on vit-dot"); ``params`` and
-    ``inputs`` say its cost (:func:`guards.check_budget`).
+    ``inputs`` say its cost (:func:`guards.check_budget`), which also decides whether it is heavy
+    (:mod:`app.runtime.jobs`).
     """
     try:
         guards.check_budget(what, params, inputs)
         cache_key = key()
-        if _CACHE_ONLY.get():
-            hit = results().get(cache_key)
-            if hit is None:
-                raise NotCached(cache_key)
+        hit = results().get(cache_key)
+        if hit is not None:
             return hit
-        return run_analysis(spec.name, cache_key, lambda m: _submit(
-            "follow-up" if follow_up else "first", lambda: _guarded(spec, m, what, work)))
+        if _CACHE_ONLY.get():
+            raise NotCached(cache_key)
+        if jobs.declined(cache_key):
+            raise AnalysisCancelled(f"{what} was cancelled. Run it again, or change a setting.")
+        evaluations = math.prod(guards.cost_factors(params, guards.examples_in(inputs)).values())
+        with jobs.job(what, evaluations, cache_key) as current:
+            kind = "heavy" if current.heavy else "follow-up" if follow_up else "first"
+            return _submit(kind, lambda: _run_job(spec, current, work), current)
     except (AnalysisError, NotCached):
         raise
     except ParamError as e:
@@ -171,6 +185,24 @@ def run_work(spec: ModelSpec, what: str, key: Callable[[], str], work: Callable[
                             "log; try other settings, or try again.") from None
 
 
+def _run_job(spec: ModelSpec, current: jobs.Job, work: Callable[[Any], R]) -> R:
+    """On a compute thread: take a free copy of the model, then run ``work`` on it (unless cancelled meanwhile)."""
+    def waiting() -> None:
+        current.waiting_for = f"a free copy of {spec.name} (every copy is busy with another analysis)"
+
+    current.waiting_for = f"a copy of {spec.name}"
+    with using_model(spec.name, waiting) as m:
+        if current.cancelled.is_set():
+            raise AnalysisCancelled(f"{current.what} was cancelled.")
+        hit = results().get(current.key)  # another session may have computed it while this one waited
+        if hit is not None:
+            return hit
+        current.started, current.waiting_for = time.monotonic(), ""
+        value = _guarded(spec, m, current, work)
+    results().put(current.key, value)
+    return value
+
+
 def spec_of(model: str) -> ModelSpec:
     """The spec of model ``model``, looked up once per analysis; an unknown name is an :class:`AnalysisError`."""
     try:
@@ -179,15 +211,16 @@ def spec_of(model: str) -> ModelSpec:
         raise AnalysisError(str(e.args[0]) if e.args else f"unknown model {model!r}") from None
 
 
-def _guarded(spec: ModelSpec, model: Any, what: str, work: Callable[[Any], R]) -> R:
-    """``work(model)`` under the deadline and the out-of-memory fallback (the model's lock is held)."""
-    deadline = guards.Deadline(guards.timeout_s(), what)  # starts once the lock is held: waiting does not count
+def _guarded(spec: ModelSpec, model: Any, current: jobs.Job, work: Callable[[Any], R]) -> R:
+    """``work(model)`` under the deadline, the cancel flag and the out-of-memory fallback (the model is held)."""
+    deadline = guards.Deadline(guards.timeout_s(), current.what, current.cancelled)  # waiting does not count
 
     def attempt(m: Any) -> R:
         with deadline.watching(m):
             return work(m)
 
-    return guards.with_memory_fallback(attempt, model, what=what, cpu_copy=lambda: models.cpu_model(spec.name))
+    return guards.with_memory_fallback(attempt, model, what=current.what,
+                                       cpu_copy=lambda: models.cpu_model(spec.name))
 
 
 def _key(analyzer: str, spec: ModelSpec, params: Any, inputs: Any, depends_on: str) -> str:

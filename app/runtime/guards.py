@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,14 @@ class AnalysisOutOfMemory(AnalysisError):
     """The analysis ran out of memory with the smallest batch and on every device it could use."""
 
 
+class AnalysisBusy(AnalysisError):
+    """The visitor already has a heavy analysis queued or running (see ``app.runtime.jobs``)."""
+
+
+class AnalysisCancelled(AnalysisError):
+    """The visitor cancelled the analysis, or left the page while it ran."""
+
+
 class AnalysisTooLarge(AnalysisError):
     """The analysis asks for more model evaluations than the server allows for one request."""
 
@@ -57,7 +66,8 @@ class AnalysisTooLarge(AnalysisError):
 # --------------------------------------------------------------------------- limits from the environment
 
 
-def _env_number(name: str, default: float) -> float:
+def env_number(name: str, default: float) -> float:
+    """The non-negative number in environment variable ``name``; ``default`` when unset or bad (with a warning)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -73,13 +83,13 @@ def _env_number(name: str, default: float) -> float:
 
 def timeout_s() -> float | None:
     """Seconds one analysis may run (``ZOOSCOPE_ANALYSIS_TIMEOUT_S``, default 60; 0 = no limit)."""
-    value = _env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+    value = env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
     return value or None
 
 
 def max_evaluations() -> int:
     """Model evaluations one analysis may ask for (``ZOOSCOPE_MAX_EVALUATIONS``, default 16,384)."""
-    return int(_env_number(BUDGET_ENV, DEFAULT_MAX_EVALUATIONS))
+    return int(env_number(BUDGET_ENV, DEFAULT_MAX_EVALUATIONS))
 
 
 # --------------------------------------------------------------------------- cost
@@ -127,15 +137,19 @@ def check_budget(what: str, params: Any, inputs: np.ndarray | Sequence[Any] | No
 
 
 class Deadline:
-    """A wall-clock limit, checked before every module's forward pass of a watched model."""
+    """A wall-clock limit (and a cancel flag), checked before every module's forward pass of a watched model."""
 
-    def __init__(self, seconds: float | None, what: str):
+    def __init__(self, seconds: float | None, what: str, cancelled: threading.Event | None = None):
         self.seconds = seconds
         self.what = what
         self.at = None if seconds is None else time.monotonic() + seconds
+        self.cancelled = cancelled
 
     def check(self, *_: Any) -> None:
-        """Raise :class:`AnalysisTimeout` once the limit has passed (usable as a forward pre-hook)."""
+        """Raise :class:`AnalysisTimeout` once the limit has passed, :class:`AnalysisCancelled` once
+        cancelled (usable as a forward pre-hook)."""
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise AnalysisCancelled(f"{self.what} was cancelled.")
         if self.at is not None and time.monotonic() > self.at:
             raise AnalysisTimeout(
                 f"{self.what} was stopped after {self.seconds:g} s, this server's limit for one analysis. "
@@ -149,7 +163,7 @@ class Deadline:
         The hooks are installed by whoever holds the model's lock and always removed on the way out,
         so no other session ever runs through them.
         """
-        if self.at is None or not hasattr(model, "modules"):
+        if (self.at is None and self.cancelled is None) or not hasattr(model, "modules"):
             yield
             return
         handles = [m.register_forward_pre_hook(self.check) for m in model.modules()]

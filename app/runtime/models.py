@@ -1,16 +1,15 @@
-"""The models and data every session shares: loaded once per process, each model behind its own lock.
+"""The models and data every session shares: loaded once per process, each instance behind its own lock.
 
-A model is loaded on first use and shared by all sessions; :func:`using_model` holds its lock
-while an analysis runs, so hooks that one session's analyzer attaches never disturb another
-session's numbers. No streamlit here: the command line loads through the same functions.
+A model is loaded on first use and shared by all sessions; an analysis holds one instance's lock
+while it runs (``app.runtime.copies.using_model``), so hooks that one session's analyzer attaches
+never disturb another session's numbers. No streamlit here: the command line loads through the
+same functions.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,14 +70,6 @@ def loaded_model(name: str) -> LoadedModel:
         KeyError: unknown model; model_zoo.CheckpointError: its checkpoint is missing or bad.
     """
     return _loaded(name)
-
-
-@contextmanager
-def using_model(name: str) -> Iterator[Any]:
-    """Hold model ``name`` exclusively for the duration of the block and yield it."""
-    entry = _loaded(name)
-    with entry.lock:
-        yield entry.model
 
 
 @once_per_process()

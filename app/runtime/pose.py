@@ -32,8 +32,10 @@ def reconstruction(model: str, pixels: np.ndarray, target: int, offsets: Sequenc
     """
     spec = compute.spec_of(model)
     pixels = np.asarray(pixels, dtype=np.float32)
-    key = lambda: result_key(input_sha256=array_sha256(pixels), spec=spec, analysis="pose_reconstruction",  # noqa: E731
-                             params={"target": str(int(target)), "offsets": offsets_key(offsets)})
+
+    def key() -> str:
+        return result_key(input_sha256=array_sha256(pixels), spec=spec, analysis="pose_reconstruction",
+                          params={"target": str(int(target)), "offsets": offsets_key(offsets)})
 
     def decode(m) -> np.ndarray:
         out = reconstruct_with_offsets(m, spec, compute.model_inputs(pixels), int(target), offsets)

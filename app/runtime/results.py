@@ -10,13 +10,12 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
 from app.runtime.memo import once_per_process
-from app.runtime.models import using_model
 
 R = TypeVar("R")
 
@@ -90,29 +89,3 @@ def result_key(*, input_sha256: str, spec: Any, analysis: str, params: Mapping[s
                "analysis": analysis, "params": dict(params), "extra": dict(extra or {})}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def cached(key: str, compute: Callable[[], R]) -> R:
-    """The cached value for ``key``, computing and storing it on a miss.
-
-    Cached results are shared by every session: treat them as read-only.
-    """
-    hit = results().get(key)
-    if hit is not None:
-        return hit
-    value = compute()
-    results().put(key, value)
-    return value
-
-
-def run_analysis(model: str, key: str, compute: Callable[[Any], R]) -> R:
-    """Run ``compute(model)`` under the model's lock, or return the result cached under ``key``.
-
-    The cache is checked again once the lock is held, so two sessions asking for the same
-    analysis at once compute it once.
-    """
-    hit = results().get(key)
-    if hit is not None:
-        return hit
-    with using_model(model) as m:
-        return cached(key, lambda: compute(m))

@@ -1,43 +1,60 @@
 """Results on a page: computed under a spinner only when they really run, or read back from a share link.
 
-An analysis that could not run shows its reason as a message, never a traceback; a share link
-shows the saved numbers with their provenance (when, with which versions, whether a model changed).
+An analysis that could not run shows its reason as a message, never a traceback; one that waits
+or runs long says why and can be cancelled; a share link shows the saved numbers with their
+provenance (when, with which versions, whether a model changed).
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from app.runtime import share
+from app.runtime import jobs, share
 from app.runtime.compute import NotCached, cache_only
-from app.runtime.guards import AnalysisError
+from app.runtime.guards import AnalysisCancelled, AnalysisError
 from app.ui import messages
+
+XSRF_COOKIE = "_streamlit_xsrf"
+SHOW_AFTER_S = 2.0  # a running analysis gets its status line and Cancel button after this long
+_CANCELLED = "zooscope.cancelled"  # session-state key: the cache keys of analyses this session cancelled
 
 
 def with_spinner(description: str, work: Any) -> Any:
     """``work()`` (which calls ``app.runtime.compute.run``): its cached result at once, else run under a spinner.
 
-    Only work that really runs gets a spinner (each costs a thread and two messages).
+    Only work that really runs gets a spinner (each costs a thread and two messages). While it
+    waits or runs for more than a moment, the page says what it waits for and for about how long,
+    with a Cancel button (:mod:`app.runtime.jobs`); the analysis is asked for by this browser.
 
     Raises:
         AnalysisError: the analysis could not run (the message is for people).
     """
-    try:
-        with cache_only():
-            return work()
-    except NotCached:
-        pass
-    with st.spinner(description, show_time=True):
-        return work()
+    with jobs.acting_for(visitor()), jobs.declining(frozenset(_cancelled())):
+        try:
+            with cache_only():
+                return work()
+        except NotCached:
+            pass
+        with st.spinner(description, show_time=True):
+            with jobs.watching(_reporter(st.container())):
+                return work()
 
 
 def computed(description: str, work: Any) -> Any | None:
     """:func:`with_spinner`, an analysis error shown as a message (and None returned)."""
     try:
         return with_spinner(description, work)
+    except AnalysisCancelled as e:
+        messages.warning(str(e))
+        st.button("Run it again", key=f"run-again.{hash(description)}", on_click=_cancelled().clear,
+                  icon=":material/replay:")
+        return None
     except AnalysisError as e:
         messages.error(str(e))
         return None
@@ -49,6 +66,42 @@ def attempt(description: str, work: Callable[[], Any]) -> tuple[Any | None, str 
         return with_spinner(description, work), None
     except AnalysisError as e:
         return None, str(e)
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def visitor() -> str:
+    """Who asks for this session's analyses: the browser (every tab of it shares the XSRF cookie), else the session."""
+    try:
+        who = st.context.cookies.get(XSRF_COOKIE) or ""
+    except Exception:  # noqa: BLE001 - no cookies outside a browser (tests, bare runs): the session stands in
+        who = ""
+    if not who:
+        ctx = get_script_run_ctx()
+        who = ctx.session_id if ctx is not None else ""
+    return hashlib.sha256(str(who).encode()).hexdigest()[:16] if who else ""
+
+
+def _cancelled() -> set[str]:
+    """The cache keys of the analyses this session cancelled (not started again until asked)."""
+    return st.session_state.setdefault(_CANCELLED, set())
+
+
+def _reporter(place: Any) -> Callable[[jobs.Job], None]:
+    """What a page waiting for a job shows in ``place``: what it waits for, and a Cancel button (drawn once)."""
+    text, drawn = place.empty(), []
+
+    def report(job: jobs.Job) -> None:
+        if job.started is not None and time.monotonic() - job.started < SHOW_AFTER_S:
+            return
+        text.caption(messages.escape(job.status()))
+        if not drawn:
+            place.button("Cancel", key=f"cancel.{job.id}", icon=":material/cancel:", on_click=_cancelled().add,
+                         args=(job.key,), help="Stop this analysis. Nothing is lost: run it again whenever you like.")
+            drawn.append(job.id)
+
+    return report
 
 
 # --------------------------------------------------------------------------- saved analyses
