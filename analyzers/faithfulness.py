@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,8 +175,8 @@ def _random_order(shape: tuple[int, int], seed: int, device) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------
 
-def randomisation_check(model, spec, inputs: Inputs,
-                        params: RandomisationParams = RandomisationParams()) -> RandomisationResult:
+def randomisation_check(model, spec, inputs: Inputs, params: RandomisationParams = RandomisationParams(), *,
+                        on_step: Callable[[int, int], None] | None = None) -> RandomisationResult:
     """Spearman correlation of attributions of the trained model and of cumulatively randomised copies.
 
     Layers are the parameter groups the target depends on ("head", "blocks.3", ..., "pos"),
@@ -184,6 +185,7 @@ def randomisation_check(model, spec, inputs: Inputs,
     of a deep copy (reset_parameters, or a normal draw with the original tensor's std) and
     recomputes the attributions for the trained model's targets. The correlation is of absolute
     attributions, over pixels where either map is non-zero. The given model is not modified.
+    ``on_step(done, total)`` hears of each cascade step as it finishes (for a progress bar).
     """
     with analysis(model, spec, "randomisation_check", params) as run:
         x = image_batch(inputs, spec, run.device)
@@ -200,6 +202,8 @@ def randomisation_check(model, spec, inputs: Inputs,
             a = attribute_with_targets(copy, spec, x, method, mparams, t).attributions
             maps.append(a)
             rhos.append([_spearman(trained.attributions[b], a[b]) for b in range(len(a))])
+            if on_step is not None:
+                on_step(i + 1, len(groups))
         return RandomisationResult(
             info=run.info(), attribution_method=method, layers=tuple(n for n, _ in groups),
             spearman=np.asarray(rhos, dtype=np.float64), attributions=trained.attributions,

@@ -1,4 +1,6 @@
-"""Attribution: which pixels made the model decide, with the completeness check and faithfulness curves."""
+"""Attribution: which pixels made the model decide, with the completeness check, faithfulness curves and sanity check."""
+
+import dataclasses
 
 import streamlit as st
 
@@ -30,7 +32,7 @@ with settings(controls, keys) as ui:
     params = params_form(params_cls, current, keys, prefix=method, labels=catalogue.target_labels(model), host=ui)
     picked = input_picker(keys, seed.input, host=ui)
 
-view = binding.settle(bound, AttributionView(model, method, canonical(params), picked.ref))
+view = binding.settle(bound, AttributionView(model, method, canonical(params), picked.ref, seed.check))
 binding.publish(view)
 
 with output:
@@ -58,6 +60,16 @@ with output:
                 results["curves"] = curves
         if "curves" in results:
             page.curves(results["curves"])
+        check = st.checkbox("Sanity check: does the map change when the model's weights are random?",
+                            key=keys.key("check", seed.check),
+                            help="Re-initialises the layers one by one from the output down and runs the same "
+                                 "attribution each time (Adebayo et al. 2018).")
+        view = binding.settle(bound, dataclasses.replace(view, check=check))
+        if check:
+            sanity = results.get("sanity") or page.sanity_check(model, method, params, picked.pixels)
+            if sanity is not None:
+                results["sanity"] = sanity
+                page.sanity_panel(sanity)
         downloads(f"{model}-{method}", results, key="attribution")
         with share_slot:
             view = share_button(view, title=f"{method_label(method)} · {model} · {picked.label}",

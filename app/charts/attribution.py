@@ -78,3 +78,44 @@ def attribution_layout(title: str, size: int, shape: tuple[int, ...]) -> alt.Lay
     )
     return alt.layer(under, over).add_params(vmax).properties(width=size, height=size, autosize=PAD,
                                                               usermeta=CANVAS)
+
+
+@built_fast
+def cascade_chart(maps: dict[str, np.ndarray], size: int = 84, columns: int = 6) -> alt.FacetChart:
+    """Attribution maps side by side, in the given order, each scaled by its own largest |value|.
+
+    Randomised models give attributions on other scales, so each map is shown relative to itself
+    (-1..1): what is compared is where attribution goes, not how much there is.
+    """
+    frames = []
+    for name, a in maps.items():
+        a = np.asarray(a, dtype=np.float64)
+        frame = grid_frame(a / max(float(np.abs(a).max()), 1e-12), "relative")
+        frames.append(frame.assign(map=name))
+    shape = np.shape(next(iter(maps.values())))
+    panel = cells(alt.Chart().mark_rect(), shape, overlap=False).encode(
+        color=alt.Color("relative:Q", title="attribution / its largest |value|",
+                        scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-1, 1], domainMid=0),
+                        legend=alt.Legend(orient="bottom", gradientLength=200, format=".1f")),
+        tooltip=[alt.Tooltip("map:N"), alt.Tooltip("row:O"), alt.Tooltip("col:O"),
+                 alt.Tooltip("relative:Q", format=".3f")])
+    return panel.properties(width=size, height=size, usermeta=CANVAS).facet(
+        alt.Facet("map:N", title=None, sort=list(maps), header=alt.Header(labelFontSize=11)),
+        data=pd.concat(frames, ignore_index=True), columns=columns,
+    ).configure_facet(spacing=8).properties(autosize=PAD)
+
+
+@built_fast
+def randomisation_chart(layers: tuple[str, ...], spearman: np.ndarray, title: str = "") -> alt.LayerChart:
+    """Rank correlation with the trained model's map as layers are re-initialised from the top (Adebayo et al.
+    2018, fig. 2): a map that depends on what the model learned falls towards 0."""
+    df = pd.DataFrame({"step": range(len(layers) + 1), "layers": ["none", *(f"+ {name}" for name in layers)],
+                       "spearman": [1.0, *np.asarray(spearman, dtype=np.float64)]})
+    line = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("layers:N", sort=None, title="layers re-initialised, from the output down",
+                axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("spearman:Q", title="Spearman ρ with the trained model's map", scale=alt.Scale(domain=[-0.2, 1])),
+        tooltip=[alt.Tooltip("step:O", title="layers re-initialised"), alt.Tooltip("layers:N", title="last one"),
+                 alt.Tooltip("spearman:Q", format=".3f")])
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
+    return alt.layer(line, zero).properties(width=max(240, 34 * len(df)), height=220, title=title, autosize=PAD)

@@ -1,7 +1,8 @@
 """The Attribution page: which pixels made the model decide, with the completeness check and faithfulness curves.
 
 Link: ``/attribution?model=vit-dot&method=integrated_gradients&sample=17&n_steps=64`` (params
-that differ from the defaults), or ``?id=<link id>`` for a saved analysis.
+that differ from the defaults; ``check=1`` adds the sanity check), or ``?id=<link id>`` for a
+saved analysis.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 import streamlit as st
 
-from analyzers import CurveParams, field_specs, params_from_mapping
-from app.charts.attribution import attribution_chart
+from analyzers import CurveParams, RandomisationParams, field_specs, params_from_mapping
+from app.charts.attribution import attribution_chart, cascade_chart, randomisation_chart
 from app.charts.base import curves_chart, scores_chart
 from app.links.catalogue import attribution_methods, attribution_models, default_params, params_class, target_labels
 from app.links.codec import InputRef, Params, Query, QueryReader, param_key, read_params, saved_link
@@ -57,6 +58,7 @@ class AttributionView:
     method: str = DEFAULT_METHOD
     params: Params = field(default_factory=lambda: default_params(DEFAULT_METHOD))
     input: InputRef = InputRef()
+    check: bool = False  # the model-randomisation sanity check is shown
     link: str | None = None
 
     @classmethod
@@ -71,14 +73,16 @@ class AttributionView:
                           f"method for {model}")
         ref = InputRef.read(r, uploads)
         params = _checked_target(r, model, read_params(r, params_class(method)))
-        return cls(model, method, params, ref), r.finish()
+        check = r.choice("check", ("0", "1"), "0", "check (the sanity check: 1 shows it)") == "1"
+        return cls(model, method, params, ref, check), r.finish()
 
     def to_query(self) -> dict[str, str]:
         if self.link:
             return {"id": self.link}
         defaults = dict(default_params(self.method))
         changed = {param_key(k): v for k, v in self.params if defaults.get(k) != v}
-        return {"model": self.model, "method": self.method, **self.input.to_query(), **changed}
+        return {"model": self.model, "method": self.method, **self.input.to_query(), **changed,
+                **({"check": "1"} if self.check else {})}
 
     def params_object(self) -> Any:
         """The validated params dataclass of this view's method."""
@@ -175,3 +179,53 @@ def attribution_curves(model: str, method: str, params: Any, pixels: np.ndarray,
                     lambda: compute.run("deletion_insertion", model, curve_params, pixels,
                                         depends_on=compute.key_of(method, model, params, pixels),
                                         follow_up=True, attributions=attribution))
+
+
+# --------------------------------------------------------------------------- sanity check
+
+SANITY_MAX_STEPS = 32  # IG steps of the re-run attributions (one run per layer re-initialised)
+PASSES, FAILS = 0.3, 0.6  # mean Spearman rho after every layer is random: below passes, above fails
+
+
+def sanity_params(method: str, params: Any) -> RandomisationParams:
+    """The model-randomisation check of ``method`` with ``params``' target (and at most 32 IG steps)."""
+    steps = min(int(getattr(params, "n_steps", SANITY_MAX_STEPS)), SANITY_MAX_STEPS)
+    return RandomisationParams(attribution=method, n_steps=steps, target=int(getattr(params, "target", -1)))
+
+
+def sanity_check(model: str, method: str, params: Any, pixels: np.ndarray) -> Any | None:
+    """The cascading model-randomisation check (Adebayo et al. 2018) of this attribution, on a worker of lower
+    CPU priority, with its progress shown; None when it could not run."""
+    return computed("Sanity check: re-initialising the model's layers from the output down…",
+                    lambda: compute.run("randomisation_check", model, sanity_params(method, params), pixels,
+                                        follow_up=True, progress_in="layers"))
+
+
+def sanity_verdict(result: Any) -> tuple[str, str]:
+    """("pass" | "unclear" | "fail", the verdict in words) from the rank correlation after every layer is random."""
+    final = float(np.nanmean(result.spearman[-1]))
+    method = method_label(result.attribution_method)
+    if final < PASSES:
+        return "pass", (f"Passes: with every layer re-initialised, the {method} map keeps a rank correlation of "
+                        f"only {final:.2f} with the trained model's. The map depends on what the model learned.")
+    if final > FAILS:
+        return "fail", (f"Fails: with every layer re-initialised, the {method} map still has a rank correlation of "
+                        f"{final:.2f} with the trained model's. It shows the input's structure more than the "
+                        "model's reasoning: read it with care.")
+    return "unclear", (f"Unclear: with every layer re-initialised, the {method} map keeps a rank correlation of "
+                       f"{final:.2f} with the trained model's (passes below {PASSES}, fails above {FAILS}). Part of "
+                       "the map comes from the input rather than the model.")
+
+
+def sanity_panel(result: Any, i: int = 0) -> None:
+    """The verdict in words, the trained and re-initialised maps side by side, and rho against layers."""
+    kind, words = sanity_verdict(result)
+    {"pass": messages.info, "unclear": messages.warning, "fail": messages.warning}[kind](words)
+    maps = {"trained": result.attributions[i].reshape(28, 28)}
+    maps.update({f"+ {name}": result.randomised[k, i].reshape(28, 28) for k, name in enumerate(result.layers)})
+    st.caption("Each map is scaled by its own largest |value|: the question is where the attribution goes once the "
+               "weights are random, not how much there is. Layers are re-initialised cumulatively, from the output "
+               "down (Adebayo et al. 2018, https://arxiv.org/abs/1810.03292).")
+    show_built(result, f"sanity-maps-{i}", "Sanity check maps", lambda: cascade_chart(maps), variant=str(i))
+    show_built(result, f"sanity-rho-{i}", "Sanity check correlation", lambda: randomisation_chart(
+        result.layers, result.spearman[:, i], title="Rank correlation with the trained model's map"), variant=str(i))

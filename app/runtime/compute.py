@@ -117,7 +117,7 @@ def _submit(kind: str, work: Callable[[], R], current: jobs.Job) -> R:
 
 
 def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[Any] | None = None, *,
-        depends_on: str = "", follow_up: bool = False, **kwargs: Any) -> Any:
+        depends_on: str = "", follow_up: bool = False, progress_in: str = "", **kwargs: Any) -> Any:
     """Run analyzer ``analyzer`` (a key of ``analyzers.ANALYZERS``) on model ``model``, cached and guarded.
 
     Args:
@@ -128,6 +128,8 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
         follow_up: the analysis follows a result already on screen (the deletion/insertion curves
             after the heatmap): it runs at a lower CPU priority, so the browser drawing what was just
             sent, and other sessions' first results, get the CPU first.
+        progress_in: for analyzers that report their progress (``on_step(done, total)``), what
+            they count ("layers"): a waiting page shows a progress bar (:func:`jobs.advance`).
         kwargs: passed to the analyzer (e.g. ``attributions=`` for deletion curves).
 
     Raises:
@@ -143,6 +145,8 @@ def run(analyzer: str, model: str, params: Any, inputs: np.ndarray | Sequence[An
         return _key(analyzer, spec, params, inputs, depends_on)
 
     def work(m: Any) -> Any:
+        if progress_in:
+            kwargs["on_step"] = lambda done, total: jobs.advance(done, total, progress_in)
         return analyzers.run_analyzer(analyzer, m, spec, model_inputs(inputs), params, **kwargs)
 
     return run_work(spec, what, key, work, params=params, inputs=inputs, follow_up=follow_up)
@@ -198,7 +202,8 @@ def _run_job(spec: ModelSpec, current: jobs.Job, work: Callable[[Any], R]) -> R:
         if hit is not None:
             return hit
         current.started, current.waiting_for = time.monotonic(), ""
-        value = _guarded(spec, m, current, work)
+        with jobs.running_as(current):
+            value = _guarded(spec, m, current, work)
     results().put(current.key, value)
     return value
 

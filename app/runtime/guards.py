@@ -166,7 +166,10 @@ class Deadline:
         if (self.at is None and self.cancelled is None) or not hasattr(model, "modules"):
             yield
             return
-        handles = [m.register_forward_pre_hook(self.check) for m in model.modules()]
+        def hook(*_: Any) -> None:  # a function, not a bound method: a deep copy of the model shares the limit
+            self.check()
+
+        handles = [m.register_forward_pre_hook(hook) for m in model.modules()]
         try:
             yield
         finally:

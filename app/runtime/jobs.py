@@ -56,6 +56,8 @@ class Job:
     started: float | None = None
     waiting_for: str = ""  # what it waits for, in words; "" once it runs
     cancelled: threading.Event = field(default_factory=threading.Event)
+    done: float | None = None  # share of the work done, for analyses that say (0..1)
+    note: str = ""  # what the share counts, e.g. "3 of 10 layers"
 
     @property
     def heavy(self) -> bool:
@@ -69,12 +71,33 @@ class Job:
     def status(self) -> str:
         """What the job is doing, in words, with about how long a wait may last."""
         if self.started is not None:
-            return f"{self.what}: running for {time.monotonic() - self.started:.0f} s."
+            progress = f", {self.note}" if self.note else ""
+            return f"{self.what}: running for {time.monotonic() - self.started:.0f} s{progress}."
         ahead = [j for j in running() if j is not self and j.started is not None and j.created < self.created]
         limit = timeout_s()
         left = [max(0.0, limit - (time.monotonic() - j.started)) for j in ahead] if limit else []
         when = f" (about {min(left):.0f} s at most)" if left else ""
         return f"{self.what}: waiting for {self.waiting_for or 'a free thread'}{when}."
+
+
+_CURRENT: contextvars.ContextVar[Job | None] = contextvars.ContextVar("zooscope_job_current", default=None)
+
+
+@contextmanager
+def running_as(current: Job) -> Iterator[None]:
+    """Within the block (on a compute thread), :func:`advance` reports on ``current``."""
+    token = _CURRENT.set(current)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def advance(done: int, total: int, unit: str = "steps") -> None:
+    """The running analysis has done ``done`` of ``total`` ``unit``: what a waiting page's progress bar shows."""
+    current = _CURRENT.get()
+    if current is not None and total > 0:
+        current.done, current.note = min(1.0, done / total), f"{done} of {total} {unit}"
 
 
 _jobs: dict[int, Job] = {}

@@ -90,9 +90,11 @@ def _cancelled() -> set[str]:
 
 def _reporter(place: Any) -> Callable[[jobs.Job], None]:
     """What a page waiting for a job shows in ``place``: what it waits for, and a Cancel button (drawn once)."""
-    text, drawn = place.empty(), []
+    text, bar, drawn = place.empty(), place.empty(), []
 
     def report(job: jobs.Job) -> None:
+        if job.done is not None:
+            bar.progress(job.done, text=messages.escape(job.note))
         if job.started is not None and time.monotonic() - job.started < SHOW_AFTER_S:
             return
         text.caption(messages.escape(job.status()))
