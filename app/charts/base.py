@@ -170,3 +170,21 @@ def curves_chart(fractions: np.ndarray, curves: Mapping[str, np.ndarray], title:
         tooltip=[alt.Tooltip("curve:N"), alt.Tooltip("fraction:Q", format=".2f"),
                  alt.Tooltip("value:Q", format=".4g")],
     ).properties(width=240, height=200, autosize=PAD)
+
+
+@built_fast
+def confusion_chart(counts: np.ndarray, labels: Sequence[str], title: str = "", cell: int = 26) -> alt.LayerChart:
+    """A confusion matrix (row = true class, column = predicted), counts written in the cells."""
+    k = len(labels)
+    rows, cols = np.indices((k, k))
+    df = pd.DataFrame({"true": [labels[i] for i in rows.ravel()], "predicted": [labels[j] for j in cols.ravel()],
+                       "count": np.asarray(counts).ravel(), "diagonal": (rows == cols).ravel()})
+    base = alt.Chart(df, title=title).encode(
+        x=alt.X("predicted:O", sort=list(labels), title="predicted class"),
+        y=alt.Y("true:O", sort=list(labels), title="true class"),
+        tooltip=[alt.Tooltip("true:O"), alt.Tooltip("predicted:O"), alt.Tooltip("count:Q")])
+    off = alt.datum.diagonal == False  # noqa: E712 - a Vega expression, not Python
+    rects = base.mark_rect().encode(color=alt.condition(
+        off, alt.Color("count:Q", scale=alt.Scale(scheme="reds", type="symlog"), legend=None), alt.value("#e8eef7")))
+    text = base.mark_text(fontSize=10).encode(text=alt.condition(alt.datum.count > 0, "count:Q", alt.value("")))
+    return alt.layer(rects, text).properties(width=cell * k, height=cell * k, autosize=PAD)

@@ -14,10 +14,14 @@ import pandas as pd
 import streamlit as st
 
 from analyzers import compatible
+from app.charts.base import bar_chart, confusion_chart
 from app.links.codec import Query, QueryReader
+from app.runtime import evaluation
 from app.runtime.models import parameter_count
 from app.ui import messages
+from app.ui.figures import show_built
 from app.ui.pickers import method_label
+from app.ui.results import computed
 from model_zoo import REGISTRY, get_spec
 
 DEFAULT_MODEL = "vit-dot"
@@ -104,3 +108,25 @@ def model_card(name: str) -> None:
         st.text(", ".join(method_label(a) for a in compatible(spec)))
     st.caption("Checkpoint sha256")
     st.code(spec.sha256 or "none (pretrained package or not trained yet)", language=None)
+    if "classifier" in spec.capabilities and spec.recipe is not None:
+        evaluation_panel(name)
+
+
+def evaluation_panel(name: str) -> None:
+    """Held-out accuracy with its interval, accuracy per class and the confusion matrix, measured here."""
+    st.subheader("On the held-out split", divider="gray")
+    result = computed("Running the model on the held-out digits…", lambda: evaluation.evaluate(name))
+    if result is None:
+        return
+    low, high = result.interval()
+    st.metric("Held-out accuracy", f"{result.accuracy:.1%}",
+              help=f"{len(result.truth):,} digits of split {result.split}, measured now with the shipped checkpoint")
+    st.caption(f"95 % interval {low:.1%} – {high:.1%} (Wilson score interval on {len(result.truth):,} digits): a "
+               "difference between two models smaller than this is not evidence that one is better.")
+    left, right = st.columns(2)
+    with left:
+        show_built(result, "per-class", "Accuracy per class", lambda: bar_chart(
+            list(result.labels), result.per_class(), title="Accuracy per class (recall)", value_name="accuracy"))
+    with right:
+        show_built(result, "confusion", "Confusion matrix", lambda: confusion_chart(
+            result.confusion(), result.labels, title="Confusion matrix (off-diagonal: errors)"))
