@@ -4,23 +4,29 @@ Every setting that matters is passed as a command-line flag, so the server behav
 same whatever directory it is started from (``.streamlit/config.toml`` holds the same
 values for a bare ``streamlit run``). Started through :func:`launch`, the server also serves
 an ``index.html`` that connects page URLs (share links) straight to the app's root
-(:func:`serve_direct_connect`), and answers without Nagle's delay (:func:`serve_without_nagle_delay`).
+(:func:`serve_direct_connect`), answers without Nagle's delay (:func:`serve_without_nagle_delay`),
+and sends every response with headers that keep other sites from framing the app, with
+``/_stcore/metrics`` closed unless the operator opens it (:func:`serve_response_policy`).
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import hmac
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from streamlit import file_util
 from streamlit.web import cli as streamlit_cli
@@ -38,6 +44,10 @@ MAX_UPLOAD_MB = 5  # matches app.runtime.images.MAX_UPLOAD_BYTES; Streamlit refu
 SERVER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 UNSAFE_TORCH_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+FRAME_ANCESTORS_ENV = "ZOOSCOPE_FRAME_ANCESTORS"
+METRICS_ENV = "ZOOSCOPE_METRICS"
+METRICS_CLOSED, METRICS_OPEN = "0", "1"
+MIN_METRICS_TOKEN_CHARS = 16
 
 _log = logging.getLogger(__name__)
 
@@ -164,6 +174,156 @@ def serve_without_nagle_delay() -> bool:
     return True
 
 
+# One site that may embed the app: http(s)://host[:port], "*." in front of the host for its subdomains.
+_ORIGIN = re.compile(r"https?://(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:(\d{1,5}|\*))?",
+                     re.IGNORECASE)
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # what an HTTP bearer token may hold (RFC 6750 b64token)
+_ASGI = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ResponsePolicy:
+    """Who may frame the app, and who may read ``/_stcore/metrics``.
+
+    Attributes:
+        frame_ancestors: the CSP ``frame-ancestors`` sources: ``'none'`` (no site), or ``'self'``
+            and origins such as ``https://wiki.example.org``.
+        metrics: ``"0"`` closed (404), ``"1"`` open to anyone, else the bearer token a scraper must send.
+    """
+
+    frame_ancestors: tuple[str, ...] = ("'none'",)
+    metrics: str = field(default=METRICS_CLOSED, repr=False)  # a token stays out of logs
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers every HTTP response carries (ASGI form). X-Frame-Options, for browsers that know
+        no CSP, can only say DENY or SAMEORIGIN, so it is left out when other sites may embed the app."""
+        csp = "frame-ancestors " + " ".join(self.frame_ancestors)
+        headers = [(b"content-security-policy", csp.encode("ascii"))]
+        legacy = {("'none'",): b"DENY", ("'self'",): b"SAMEORIGIN"}.get(self.frame_ancestors)
+        if legacy:
+            headers.append((b"x-frame-options", legacy))
+        return headers
+
+    def metrics_status(self, authorization: str) -> int:
+        """200 when a request with this Authorization header may read the metrics, else the status
+        that refuses it: 404 while they are closed, 401 without the right bearer token."""
+        if self.metrics == METRICS_CLOSED:
+            return 404
+        if self.metrics == METRICS_OPEN:
+            return 200
+        scheme, _, token = authorization.partition(" ")
+        sent = token.strip().encode() if scheme.lower() == "bearer" else b""
+        return 200 if hmac.compare_digest(sent, self.metrics.encode()) else 401
+
+
+def frame_ancestors(value: str) -> tuple[str, ...]:
+    """The sites ``ZOOSCOPE_FRAME_ANCESTORS`` lets embed the app (space-separated); ValueError,
+    with what to write instead, for anything else."""
+    sources = tuple(s.rstrip("/") if "://" in s else s for s in value.split())
+    if not sources or sources == ("'none'",):
+        return ("'none'",)
+    for source in sources:
+        if source == "'none'":
+            raise ValueError(f"{FRAME_ANCESTORS_ENV}: 'none' cannot be combined with sites; leave it alone or drop it")
+        if source != "'self'" and not _ORIGIN.fullmatch(source):
+            raise ValueError(f"{FRAME_ANCESTORS_ENV}: {source!r} is not a site that may embed zooscope. Write each "
+                             f"as https://host or https://host:port (https://*.host for its subdomains), or 'self' "
+                             f"with its quotes, separated by spaces; leave it unset so that no site may.")
+    return sources
+
+
+def metrics_access(value: str) -> str:
+    """What ``ZOOSCOPE_METRICS`` asks for: :data:`METRICS_CLOSED`, :data:`METRICS_OPEN` or a bearer
+    token; ValueError, with what to write instead, for anything else."""
+    value = value.strip()
+    if value in ("", METRICS_CLOSED):
+        return METRICS_CLOSED
+    if value == METRICS_OPEN:
+        return METRICS_OPEN
+    if len(value) < MIN_METRICS_TOKEN_CHARS or not _TOKEN.fullmatch(value):
+        raise ValueError(f"{METRICS_ENV}={value[:20]!r} is not understood: use 0 to keep /_stcore/metrics closed, "
+                         f"1 to open it to anyone, or a token of at least {MIN_METRICS_TOKEN_CHARS} letters, digits "
+                         f"or ._~+/=- that scrapers send as 'Authorization: Bearer TOKEN'.")
+    return value
+
+
+def response_policy(environ: Mapping[str, str]) -> ResponsePolicy:
+    """The :class:`ResponsePolicy` that ``environ`` asks for; ValueError (a message for the operator)
+    when one of its values cannot be understood."""
+    return ResponsePolicy(frame_ancestors(environ.get(FRAME_ANCESTORS_ENV, "")),
+                          metrics_access(environ.get(METRICS_ENV, "")))
+
+
+def is_metrics_path(path: str) -> bool:
+    """Whether a request path is Streamlit's metrics endpoint (after any base URL path)."""
+    return path.rstrip("/").endswith("/_stcore/metrics")
+
+
+class ResponsePolicyMiddleware:
+    """ASGI middleware around Streamlit's app: every HTTP response carries the policy's framing
+    headers (replacing any X-Frame-Options), and ``/_stcore/metrics`` answers only as it allows."""
+
+    def __init__(self, app: _ASGI, policy: ResponsePolicy) -> None:
+        self.app = app
+        self.policy = policy
+        self._headers = policy.headers()
+
+    async def __call__(self, scope: dict[str, Any], receive: _ASGI, send: _ASGI) -> None:
+        if scope["type"] != "http":  # the websocket and the lifespan pass untouched
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-frame-options"]
+                message = {**message, "headers": kept + self._headers}
+            await send(message)
+
+        if is_metrics_path(scope["path"]):
+            authorization = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+            status = self.policy.metrics_status(authorization)
+            if status != 200:
+                await _refuse(send_with_policy, status)
+                return
+        await self.app(scope, receive, send_with_policy)
+
+
+async def _refuse(send: _ASGI, status: int) -> None:
+    body = b"Not Found" if status == 404 else b"Unauthorized"
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="zooscope metrics"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve_response_policy(policy: ResponsePolicy) -> bool:
+    """Have Streamlit's server answer through :class:`ResponsePolicyMiddleware`; False (logged, nothing
+    changed) when this Streamlit does not build its app the way this expects.
+
+    Streamlit 1.67 builds its Starlette app in ``starlette_server.create_starlette_app`` when the
+    server starts; the app it returns is wrapped, so the policy covers every route, 404s included.
+    """
+    try:
+        from streamlit.web.server.starlette import starlette_server
+    except ImportError as e:
+        _log.warning("no framing headers, /_stcore/metrics left as Streamlit serves it (%s)", e)
+        return False
+    build = getattr(starlette_server, "create_starlette_app", None)
+    if not callable(build):
+        _log.warning("no framing headers, /_stcore/metrics left as Streamlit serves it: "
+                     "this Streamlit has no starlette_server.create_starlette_app")
+        return False
+    build = getattr(build, "zooscope_unwrapped", build)  # wrapped before: the newest policy replaces it
+
+    def build_with_policy(*args: object, **kwargs: object) -> ResponsePolicyMiddleware:
+        return ResponsePolicyMiddleware(build(*args, **kwargs), policy)
+
+    build_with_policy.zooscope_unwrapped = build  # type: ignore[attr-defined]
+    starlette_server.create_starlette_app = build_with_policy
+    return True
+
+
 def server_environment(environ: MutableMapping[str, str]) -> None:
     """Add :data:`SERVER_ENV` to ``environ`` where it has no value of its own (before torch loads)."""
     for name, value in SERVER_ENV.items():
@@ -172,10 +332,16 @@ def server_environment(environ: MutableMapping[str, str]) -> None:
 
 def launch(argv: list[str]) -> int:
     """``python -m app.cli.server run SCRIPT FLAGS``: start the warm-up, then Streamlit's own CLI in this process."""
+    try:
+        policy = response_policy(os.environ)
+    except ValueError as e:
+        print(f"zooscope: {e}", file=sys.stderr)
+        return 2
     server_environment(os.environ)
     warmup.warm_up()
     serve_direct_connect()
     serve_without_nagle_delay()
+    serve_response_policy(policy)
     return streamlit_cli.main(args=argv, prog_name="streamlit", standalone_mode=True)
 
 
@@ -184,6 +350,10 @@ def startup_problem() -> str | None:
     if os.environ.get(UNSAFE_TORCH_ENV, "").strip() not in ("", "0"):
         return (f"{UNSAFE_TORCH_ENV} is set: it would let torch unpickle arbitrary code from checkpoint "
                 f"files. Unset it and start zooscope again.")
+    try:
+        response_policy(os.environ)
+    except ValueError as e:
+        return str(e)
     return None
 
 
