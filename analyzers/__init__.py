@@ -26,11 +26,12 @@ from .latent import (
     latent_interpolation, latent_projection, latent_statistics, latent_traversal, manifold_grid,
     precompute_projections,
 )
+from .novelty import NoveltyParams, novelty_score
 from .params import FieldSpec, ParamError, Params, field_specs, params_from_mapping, params_to_mapping
 from .registry import ANALYZERS, compatible, get_analyzer, run_analyzer
 from .results import (
     RESULT_TYPES, AttentionResult, AttributionResult, CapsuleResult, CurvesResult, GridResult, HeadStatsResult,
-    InterpolationResult, LatentStatsResult, PoseResult, ProjectionResult, RandomisationResult, RunInfo,
+    InterpolationResult, LatentStatsResult, NoveltyResult, PoseResult, ProjectionResult, RandomisationResult, RunInfo,
     TraversalResult, from_record, to_record,
 )
 from .spec import Inputs, MethodSpec
@@ -40,13 +41,14 @@ __all__ = [
     "AttentionParams", "AttentionResult", "AttributionResult", "CapsuleParams", "CapsuleResult", "CurveParams",
     "CurvesResult", "FieldSpec", "GradientShapParams", "GridParams", "GridResult", "HeadStatsParams",
     "HeadStatsResult", "IGParams", "InputXGradientParams", "Inputs", "InterpolationParams", "InterpolationResult",
-    "LatentStatsParams", "LatentStatsResult", "MethodSpec", "OcclusionParams", "ParamError", "Params", "PoseParams",
+    "LatentStatsParams", "LatentStatsResult", "MethodSpec", "NoveltyParams", "NoveltyResult", "OcclusionParams",
+    "ParamError", "Params", "PoseParams",
     "PoseResult", "ProjectionParams", "ProjectionResult", "RandomisationParams", "RandomisationResult", "RunInfo",
     "SaliencyParams", "SmoothGradParams", "TraversalParams", "TraversalResult",
     "attention_maps", "attribute", "cache_dir", "capsule_routing", "compatible", "deletion_insertion",
     "field_specs", "from_record", "get_analyzer", "gradient_rollout", "gradient_shap", "head_statistics",
     "input_x_gradient", "integrated_gradients", "latent_interpolation", "latent_projection", "latent_statistics",
-    "latent_traversal", "manifold_grid", "occlusion", "params_from_mapping", "params_to_mapping",
+    "latent_traversal", "manifold_grid", "novelty_score", "occlusion", "params_from_mapping", "params_to_mapping",
     "pose_perturbation", "precompute_projections", "randomisation_check", "reconstruct_with_offsets", "rollout",
     "run_analyzer", "saliency",
     "smoothgrad", "to_record",

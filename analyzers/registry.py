@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from . import attention, capsules, faithfulness, latent
+from . import attention, capsules, faithfulness, latent, novelty
 from .attribution import ATTRIBUTION_METHODS
 from .params import ParamError, Params
 from .spec import Inputs, MethodSpec
@@ -36,6 +36,9 @@ ANALYZERS: MappingProxyType[str, MethodSpec] = MappingProxyType({
     "latent_statistics": MethodSpec(
         "latent_statistics", "KL, active units, linear probe", latent.latent_statistics, latent.LatentStatsParams,
         latent.BURDA_PAPER, frozenset({"latent"}), _IMAGE, "latent"),
+    "novelty": MethodSpec(
+        "novelty", "Novelty (negative ELBO)", novelty.novelty_score, novelty.NoveltyParams,
+        latent.VAE_PAPER, frozenset({"latent"}), _IMAGE, "latent"),
     "capsule_routing": MethodSpec(
         "capsule_routing", "Capsule lengths and routing", capsules.capsule_routing, capsules.CapsuleParams,
         capsules.CAPSNET_PAPER, frozenset({"capsules"}), _IMAGE, "capsules"),

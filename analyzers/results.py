@@ -197,6 +197,23 @@ class LatentStatsResult:
 
 
 @dataclass(frozen=True)
+class NoveltyResult:
+    """Each input's negative ELBO under a VAE, in nats: how unlike the training digits it is."""
+
+    info: RunInfo
+    neg_elbo: np.ndarray  # (B,) float64: recon_nll + kl
+    recon_nll: np.ndarray  # (B,) float64: -log p(x|z) under the Bernoulli decoder, summed over pixels
+    kl: np.ndarray  # (B,) float64: KL(q(z|x) || N(0, I)), summed over latent dimensions
+    reconstructions: np.ndarray  # (B, 28, 28) float32: decoded from the posterior mean
+    samples: int  # draws of z for recon_nll; 0 = at the posterior mean
+
+    def summary(self) -> dict[str, Any]:
+        """The scores and their two terms, for printing."""
+        return {"neg_elbo": _floats(self.neg_elbo), "recon_nll": _floats(self.recon_nll), "kl": _floats(self.kl),
+                "samples": self.samples}
+
+
+@dataclass(frozen=True)
 class CapsuleResult:
     """Capsule lengths, routing coefficients of every iteration, and reconstructions."""
 
@@ -277,7 +294,8 @@ class RandomisationResult:
 
 RESULT_TYPES: dict[str, type] = {c.__name__: c for c in (
     AttributionResult, AttentionResult, HeadStatsResult, ProjectionResult, GridResult, TraversalResult,
-    InterpolationResult, LatentStatsResult, CapsuleResult, PoseResult, CurvesResult, RandomisationResult,
+    InterpolationResult, LatentStatsResult, NoveltyResult, CapsuleResult, PoseResult, CurvesResult,
+    RandomisationResult,
 )}
 
 

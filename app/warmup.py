@@ -64,6 +64,7 @@ def _warm(models: tuple[str, ...]) -> None:
     from app.charts.base import scores_chart
     from app.features.latent import heldout_uris
     from app.runtime import compute
+    from app.runtime.familiarity import heldout_scores
     from app.runtime.models import freeze_long_lived, heldout_split, loaded_model
 
     warm_seconds["imports"] = time.perf_counter() - started
@@ -94,6 +95,7 @@ def _warm(models: tuple[str, ...]) -> None:
         for name in WARM_LATER:
             step(f"load {name}", lambda name=name: loaded_model(name))
         step("latent tooltips", heldout_uris)  # the scatter's 1,000 digit pictures, made once per process
+        step("upload familiarity", heldout_scores)  # the held-out scores an upload is compared with
     freeze_long_lived()
     print("zooscope: warm-up done: " + ", ".join(f"{k} {v:.2f} s" for k, v in warm_seconds.items()),
           file=sys.stderr, flush=True)

@@ -8,6 +8,7 @@ Each is seeded from the page's view through :class:`app.ui.session.WidgetKeys`, 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +18,15 @@ import streamlit as st
 
 from analyzers import ANALYZERS
 from app.links.codec import InputRef
+from app.runtime.familiarity import Familiarity, familiarity
 from app.runtime.images import decode_image
 from app.runtime.inputs import InputError, safe_filename_label
 from app.runtime.models import heldout_split, sample_pixels
 from app.ui import messages, session
+from app.ui.results import attempt
 from model_zoo import get_spec
 
+_log = logging.getLogger(__name__)
 THUMB_SCALE = 5  # 28 px -> 140 px, nearest neighbour: crisp pixels
 
 
@@ -120,6 +124,23 @@ def _show_upload(decoded: Any, name: str, host: Any) -> None:
     after.image(thumbnail(decoded.pixels, 4), caption="as the model sees it (28 × 28)", width=120)
     for notice in decoded.notices:
         host.caption(messages.escape(notice))
+    readout, problem = familiarity_readout(decoded.pixels)
+    if readout is None:
+        host.caption(messages.escape(f"Could not compare this image with the training digits: {problem}"))
+    elif readout.unusual:
+        messages.warning(readout.sentence())  # shown on a share link as opened too, beside its settings
+    else:
+        host.caption(messages.escape(readout.sentence()))
+
+
+def familiarity_readout(pixels: np.ndarray) -> tuple[Familiarity | None, str | None]:
+    """How an upload compares with the training digits (:mod:`app.runtime.familiarity`), under a spinner
+    when it really runs: (readout, None), or (None, why not). Never raises into the page."""
+    try:
+        return attempt("Comparing the image with the training digits…", lambda: familiarity(pixels))
+    except Exception:  # noqa: BLE001 - a bug: the upload still shows and is analysed; the traceback is logged
+        _log.exception("the familiarity readout failed")
+        return None, "something went wrong (the details are in the server log)."
 
 
 # --------------------------------------------------------------------------- choices
