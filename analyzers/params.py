@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar, get_type_hints
 
 P = TypeVar("P", bound="Params")
+
+# A number as text (a link, a form, the command line), whitespace around it aside: a sign, the ASCII
+# digits 0-9, a decimal point and an exponent ("64", "-1", "0.5", "1e-06", "3.0"). float() alone would
+# also take other scripts' digits ("٣"), underscores ("1_000") and words ("nan", "infinity").
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+MAX_SHOWN_VALUE = 40  # characters of a bad value quoted back in a message
 
 
 class ParamError(ValueError):
@@ -105,8 +113,15 @@ def _allowed(spec: FieldSpec) -> str:
     return kind
 
 
-def _fail(spec: FieldSpec, value: Any) -> ParamError:
-    return ParamError(f"{spec.name}={value!r} is not allowed: {spec.name} must be {_allowed(spec)}")
+def _shown(value: Any) -> str:
+    """A bad value as a message quotes it: its repr, cut to a readable length."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN_VALUE:
+        value = value[: MAX_SHOWN_VALUE - 1] + "…"
+    return repr(value)
+
+
+def _fail(spec: FieldSpec, value: Any, hint: str = "") -> ParamError:
+    return ParamError(f"{spec.name}={_shown(value)} is not allowed: {spec.name} must be {_allowed(spec)}{hint}")
 
 
 def _check(spec: FieldSpec, value: Any) -> None:
@@ -148,6 +163,8 @@ def _parse(spec: FieldSpec, raw: Any) -> Any:
 def _parse_number(spec: FieldSpec, raw: Any) -> int | float:
     if isinstance(raw, bool):
         raise _fail(spec, raw)
+    if isinstance(raw, str) and not NUMBER.fullmatch(raw.strip()):
+        raise _fail(spec, raw, " written with the digits 0-9")
     try:
         value = float(raw) if not isinstance(raw, (int, float)) else raw
     except (TypeError, ValueError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -32,6 +33,11 @@ MAX_TEXT_CHARS = 300  # per sentence; MiniLM reads at most 128 tokens anyway
 MAX_SHOWN_VALUE = 40  # characters of a bad value quoted back in a message
 
 HELDOUT_SIZE = 1000
+
+# A whole number in a link, whitespace around it aside: an optional sign and 1-12 of the ASCII digits
+# 0-9. str.isdigit() would let through superscripts ('²', which int() then refuses) and int() other
+# scripts' digits ('٣', read as 3); a link has one spelling of a number, the one it is written in.
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,12}")
 
 DEFAULT_SAMPLE = 0
 
@@ -97,9 +103,9 @@ class QueryReader:
         if value is None:
             return default
         text = value.strip()
-        if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 12:
-            self.problems.append(f"{what} must be a whole number from {low} to {high}, not {quote(value)}; "
-                                 f"showing {default}.")
+        if not WHOLE_NUMBER.fullmatch(text):
+            self.problems.append(f"{what} must be a whole number from {low} to {high} written with the digits 0-9, "
+                                 f"not {quote(value)}; showing {default}.")
             return default
         number = int(text)
         if not low <= number <= high:
