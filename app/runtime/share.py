@@ -9,12 +9,23 @@ A saved analysis holds:
 
 Reopening rebuilds the very result objects that were saved (``analyzers.from_record``), so a
 link shows identical numbers without recomputing, and says so when a model has changed since.
+
+Two limits keep a script from filling the server's disk with shares; both refuse with a message
+and neither deletes anything already shared:
+
+- the store's size budget, ``ZOOSCOPE_STORE_MAX_MB`` (default 1024; 0: no budget), checked by
+  the store in the transaction that saves;
+- new shares per browser session and hour, ``ZOOSCOPE_SHARES_PER_HOUR`` (default 30; 0: no
+  limit), counted by a :class:`ShareRateLimit` that the session keeps.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Mapping
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -23,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from analyzers import from_record, to_record
+from app.runtime.guards import env_number
 from app.runtime.images import DecodedImage
 from app.runtime.results import results
 from app.runtime.store import Store, StoreError, default_store_path
@@ -30,6 +42,12 @@ from model_zoo import REGISTRY, get_spec
 
 SHARE_FORMAT = 1
 VERSIONED_LIBRARIES = ("zooscope", "torch", "captum", "transformers", "streamlit", "numpy")
+
+STORE_BUDGET_ENV = "ZOOSCOPE_STORE_MAX_MB"
+DEFAULT_STORE_MAX_MB = 1024.0  # all shared analyses together; a MiniLM share takes about 2.3 MB
+SHARES_PER_HOUR_ENV = "ZOOSCOPE_SHARES_PER_HOUR"
+DEFAULT_SHARES_PER_HOUR = 30  # new shares one browser session may make in any hour
+SHARE_WINDOW_S = 3600.0
 
 
 @lru_cache(maxsize=1)
@@ -44,14 +62,78 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def store_budget_bytes() -> int | None:
+    """The most the shared analyses may take together (``ZOOSCOPE_STORE_MAX_MB``, default 1024; 0: no budget)."""
+    return int(env_number(STORE_BUDGET_ENV, DEFAULT_STORE_MAX_MB) * 2**20) or None
+
+
+def shares_per_hour() -> int | None:
+    """New shares one browser session may make in any hour (``ZOOSCOPE_SHARES_PER_HOUR``, default 30; 0: no limit)."""
+    return int(env_number(SHARES_PER_HOUR_ENV, DEFAULT_SHARES_PER_HOUR)) or None
+
+
 @lru_cache(maxsize=4)
-def _store_at(path: str) -> Any:
-    return Store(path)
+def _store_at(path: str, max_store_bytes: int | None) -> Any:
+    return Store(path, max_store_bytes=max_store_bytes)
 
 
 def store() -> Any:
-    """The process-wide analysis store at ``app.runtime.store.default_store_path()`` (read at each call)."""
-    return _store_at(str(default_store_path()))
+    """The process-wide analysis store at ``app.runtime.store.default_store_path()``, with the size
+    budget of ``ZOOSCOPE_STORE_MAX_MB`` (both read at each call)."""
+    return _store_at(str(default_store_path()), store_budget_bytes())
+
+
+class SharingTooFast(Exception):
+    """This session made as many new shares as the server allows in an hour; the message says when it may again."""
+
+
+class ShareRateLimit:
+    """The new shares one browser session made in the last hour, and whether it may make another.
+
+    A sliding window: at most ``limit`` shares in any hour. Call :meth:`check` before saving and
+    :meth:`record` once a new share is saved (a link the session already has does not count).
+    No streamlit; ``clock`` (seconds, monotonic) can be replaced in tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._times: deque[float] = deque()  # when each share of the last hour was saved, oldest first
+
+    def wait_s(self, limit: int | None) -> float:
+        """Seconds until this session may share again under ``limit`` (0: now; None or 0: no limit)."""
+        now = self._clock()
+        while self._times and self._times[0] <= now - SHARE_WINDOW_S:
+            self._times.popleft()
+        if not limit or len(self._times) < limit:
+            return 0.0
+        return self._times[-limit] + SHARE_WINDOW_S - now
+
+    def check(self, limit: int | None) -> None:
+        """Refuse a new share when this session has made ``limit`` in the last hour.
+
+        Raises:
+            SharingTooFast: the message says how many, that the analysis is still on screen, and when to try.
+        """
+        wait = self.wait_s(limit)
+        if wait > 0:
+            analyses = "analysis" if limit == 1 else "analyses"
+            raise SharingTooFast(
+                f"Not saved: this session has shared {limit} {analyses} in the last hour, the most this server "
+                f"allows. Your analysis is still on screen; you can share it {_in_about(wait)}."
+            )
+
+    def record(self) -> None:
+        """Count a new share saved now."""
+        self._times.append(self._clock())
+
+
+def _in_about(seconds: float) -> str:
+    """A wait for people, rounded up: "in 40 seconds", "in 1 minute", "in 12 minutes"."""
+    if seconds < 60:
+        n = max(1, math.ceil(seconds))
+        return f"in {n} second{'s' if n != 1 else ''}"
+    n = math.ceil(seconds / 60)
+    return f"in {n} minute{'s' if n != 1 else ''}"
 
 
 @dataclass(frozen=True)

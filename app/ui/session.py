@@ -14,6 +14,8 @@ from typing import Any
 
 import streamlit as st
 
+from app.runtime.share import ShareRateLimit
+
 _SESSION_KEY = "zooscope.session"
 _WIDGET_PREFIX = "zs"
 MAX_UPLOADS_KEPT = 8  # decoded uploads kept per session, oldest dropped first
@@ -30,6 +32,7 @@ class SessionData:
         uploads: sha256 -> decoded upload (``app.runtime.images.DecodedImage``), newest last.
         upload_names: sha256 -> the browser's filename, as a display label.
         shared: result cache key -> link id, so sharing the same result twice gives one link.
+        share_limit: the new shares this session made in the last hour (``ZOOSCOPE_SHARES_PER_HOUR``).
         notices: page name -> problems found in the last link opened there (shown until the
             person changes the view).
         reading: pages showing the share link opened there as a report (its settings as text),
@@ -41,6 +44,7 @@ class SessionData:
     uploads: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     upload_names: dict[str, str] = field(default_factory=dict)
     shared: dict[str, str] = field(default_factory=dict)
+    share_limit: ShareRateLimit = field(default_factory=ShareRateLimit)
     notices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     reading: set[str] = field(default_factory=set)
 

@@ -30,6 +30,10 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
                  models: Sequence[str]) -> Any:
     """A Share button; on click, save everything in one transaction and show the link.
 
+    A new share is refused with a message, the analysis staying on screen, when this session has
+    made ``ZOOSCOPE_SHARES_PER_HOUR`` in the last hour or the store is at its size budget; sharing
+    a view the session has already shared shows its link again and does not count.
+
     Returns the view, with ``link`` set once it is saved (publish it so the URL shows the link).
     """
     data = session.current()
@@ -40,9 +44,13 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
         link = data.shared.get(fingerprint)
         if link is None:
             try:
+                data.share_limit.check(share.shares_per_hour())
                 with st.spinner("Saving…"):
                     link = share.save_view(view.PAGE, dataclasses.replace(view, link=None).to_query(), title=title,
                                            inputs=inputs, results=results, models=tuple(models))
+            except share.SharingTooFast as e:
+                messages.error(str(e))
+                return view
             except StoreError as e:
                 messages.error(str(e) if str(e).lower().startswith("not saved") else f"Not saved: {e}")
                 return view
@@ -51,6 +59,7 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
                 messages.error(f"Not saved: the analysis could not be stored ({type(e).__name__}); the details are "
                                "in the server log. Your analysis is still on screen; try Share again.")
                 return view
+            data.share_limit.record()
             data.shared[fingerprint] = link
         view = dataclasses.replace(view, link=link)
     if view.link:
