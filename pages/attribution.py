@@ -12,7 +12,7 @@ from app.ui import messages, session
 from app.ui.pickers import input_picker, method_label, model_label
 from app.ui.results import provenance, saved_results
 from app.ui.settings import settings
-from app.ui.sharing import downloads, share_button
+from app.ui.sharing import downloads, input_identity, share_button
 from app.ui.widgets import params_form
 
 st.title("Attribution")
@@ -70,7 +70,7 @@ with output:
             if sanity is not None:
                 results["sanity"] = sanity
                 page.sanity_panel(sanity)
-        downloads(f"{model}-{method}", results, key="attribution")
+        downloads(f"{model}-{method}", results, key="attribution", source=input_identity(picked.ref))
         with share_slot:
             view = share_button(view, title=f"{method_label(method)} · {model} · {picked.label}",
                                 inputs={"pixels": picked.pixels}, results=results, models=(model,))

@@ -8,7 +8,7 @@ from app.links import binding, catalogue
 from app.ui import messages, session
 from app.ui.pickers import input_picker, model_picker
 from app.ui.settings import settings
-from app.ui.sharing import downloads, share_button
+from app.ui.sharing import downloads, input_identity, share_button
 
 st.title("Capsules")
 bound = binding.bind(CapsuleView)
@@ -42,7 +42,8 @@ with output:
         if "pose" in results:
             st.caption("Each dimension on its own:")
             page.perturbation_panel(results["pose"])
-        downloads(f"capsules-{model}", results, main="capsules/lengths", table=page.table(results), key="capsules")
+        downloads(f"capsules-{model}", results, main="capsules/lengths", table=page.table(results), key="capsules",
+                  source=input_identity(picked.ref))
         view = share_button(view, title=f"Capsules · {model} · {picked.label}",
                             inputs={"pixels": picked.pixels}, results=results, models=(model,))
         binding.publish(view)

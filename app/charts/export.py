@@ -68,10 +68,12 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Several arrays as .npz bytes (names with "/" become "__")."""
+def npz_bytes(arrays: Mapping[str, np.ndarray], record: Mapping[str, Any] | None = None) -> bytes:
+    """Several arrays as .npz bytes (names with "/" become "__"); ``record``, if given, rides along as the JSON
+    text of a ``__meta__`` array (no pickle: ``np.load(..., allow_pickle=False)`` reads it)."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k.replace("/", "__"): np.asarray(v) for k, v in arrays.items()})
+    meta = {"__meta__": np.array(record_json(record))} if record is not None else {}
+    np.savez_compressed(buf, **meta, **{k.replace("/", "__"): np.asarray(v) for k, v in arrays.items()})
     return buf.getvalue()
 
 

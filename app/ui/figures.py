@@ -180,26 +180,31 @@ def download_buttons(name: str, *, record: Mapping[str, Any] | None = None,
                      arrays: Mapping[str, np.ndarray] | None = None, main_array: str | None = None,
                      table: pd.DataFrame | None = None, key: str = "") -> None:
     """Download buttons in one "Download results" popover: JSON (metadata), CSV (a table), NPY (the main
-    array), NPZ (all)."""
-    name_slug = slug(key or name)
-    lazy_popover("Download results", f"downloads.{name_slug}",
-                 lambda: _download_buttons(name_slug, record, arrays, main_array, table))
+    array), NPZ (all, with the JSON metadata inside). Files are named after ``name`` plus "-results", so they
+    never share a name with a chart's own downloads; ``key`` keeps the widgets apart."""
+    files, widgets = results_file(name), slug(key or name)
+    lazy_popover("Download results", f"downloads.{widgets}",
+                 lambda: _download_buttons(files, widgets, record, arrays, main_array, table))
 
 
-def _download_buttons(name_slug: str, record: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray] | None,
-                      main_array: str | None, table: pd.DataFrame | None) -> None:
+def results_file(name: str) -> str:
+    """The base name of a result's downloads ("vit-dot-saliency-results"): never a chart's ("attribution")."""
+    return f"{slug(name)}-results"
+
+
+def _download_buttons(files: str, widgets: str, record: Mapping[str, Any] | None,
+                      arrays: Mapping[str, np.ndarray] | None, main_array: str | None, table: pd.DataFrame | None) -> None:
     icon = ":material/download:"
     if record is not None:
-        st.download_button("JSON", lambda: record_json(record),
-                           f"{name_slug}.json", "application/json", key=f"dl.{name_slug}.json", on_click="ignore",
-                           icon=icon)
+        st.download_button("JSON", lambda: record_json(record), f"{files}.json", "application/json",
+                           key=f"dl.{widgets}.json", on_click="ignore", icon=icon)
     if table is not None:
-        st.download_button("CSV", lambda: table.to_csv(index=False), f"{name_slug}.csv", "text/csv",
-                           key=f"dl.{name_slug}.table", on_click="ignore", icon=icon)
+        st.download_button("CSV", lambda: table.to_csv(index=False), f"{files}.csv", "text/csv",
+                           key=f"dl.{widgets}.table", on_click="ignore", icon=icon)
     if arrays and main_array in arrays:
         st.download_button("NPY", lambda: npy_bytes(arrays[main_array]),
-                           f"{name_slug}-{main_array.replace('/', '-')}.npy", "application/octet-stream",
-                           key=f"dl.{name_slug}.npy", on_click="ignore", icon=icon)
+                           f"{files}-{main_array.replace('/', '-')}.npy", "application/octet-stream",
+                           key=f"dl.{widgets}.npy", on_click="ignore", icon=icon)
     if arrays:
-        st.download_button("NPZ (all arrays)", lambda: npz_bytes(arrays), f"{name_slug}.npz",
-                           "application/octet-stream", key=f"dl.{name_slug}.npz", on_click="ignore", icon=icon)
+        st.download_button("NPZ (all arrays)", lambda: npz_bytes(arrays, record), f"{files}.npz",
+                           "application/octet-stream", key=f"dl.{widgets}.npz", on_click="ignore", icon=icon)

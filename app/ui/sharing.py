@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analyzers import to_record
+from analyzers import ANALYZERS, ParamError, params_from_mapping, to_record
 from app import navigation
-from app.links.codec import signature
+from app.links.codec import InputRef, signature
 from app.runtime import share
+from app.runtime.models import heldout_split
 from app.runtime.store import StoreError
 from app.ui import messages, session
 from app.ui.figures import download_buttons
+from model_zoo import REGISTRY
 
 _log = logging.getLogger(__name__)
 
@@ -74,10 +76,14 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
 
 
 def downloads(name: str, results: Mapping[str, Any], key: str, *, main: str | None = None,
-              table: Any | None = None) -> None:
-    """Download every result: JSON (summaries and metadata), CSV (``table``, else the summaries),
-    NPY (the ``main`` array, else the first result's attributions) and NPZ (all arrays)."""
-    record: dict[str, Any] = {}
+              table: Any | None = None, source: Mapping[str, Any] | None = None) -> None:
+    """Download every result: JSON (summaries, metadata and provenance), CSV (``table``, else the summaries),
+    NPY (the ``main`` array, else the first result's attributions) and NPZ (all arrays, the JSON inside).
+
+    ``source`` says what was analysed (:func:`input_identity`); the provenance adds each model's checkpoint
+    sha256, every analysis's parameters as typed values and the zooscope version.
+    """
+    record: dict[str, Any] = {"provenance": provenance(results, source)}
     arrays: dict[str, np.ndarray] = {}
     for part, result in results.items():
         meta, arr = to_record(result)
@@ -85,6 +91,42 @@ def downloads(name: str, results: Mapping[str, Any], key: str, *, main: str | No
         arrays.update({f"{part}/{k}": v for k, v in arr.items()})
     if table is None:
         table = pd.DataFrame([{"part": part, **{k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
-                                                for k, v in r["summary"].items()}} for part, r in record.items()])
+                                                for k, v in r["summary"].items()}}
+                              for part, r in record.items() if part != "provenance"])
     main = main or f"{next(iter(results), '')}/attributions"
     download_buttons(name, record=record, arrays=arrays, main_array=main, table=table, key=key)
+
+
+def input_identity(ref: InputRef | None = None, texts: Sequence[str] = ()) -> dict[str, Any]:
+    """What was analysed, for an export: the held-out digit's index in its split, the upload's sha256, or the texts."""
+    if texts:
+        return {"sentences": list(texts)}
+    if ref is None:
+        return {}
+    if ref.upload:
+        return {"upload_sha256": ref.upload}
+    return {"held_out_index": ref.sample, "split": heldout_split().name}
+
+
+def provenance(results: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Where exported numbers come from: zooscope's version, each model's checkpoint, the input, the typed params."""
+    models: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    for part, result in results.items():
+        info = getattr(result, "info", None)
+        if info is None:
+            continue
+        spec = REGISTRY.get(info.model)
+        models[info.model] = spec.sha256 if spec is not None else ""
+        params[part] = {"analyzer": info.analyzer, "params": _typed(info.analyzer, info.params)}
+    return {"zooscope": share.library_versions()["zooscope"], "models": models, "input": dict(source or {}),
+            "analyses": params}
+
+
+def _typed(analyzer: str, params: Mapping[str, str]) -> dict[str, Any]:
+    """Canonical params (text) as the numbers, booleans and words they stand for."""
+    entry = ANALYZERS.get(analyzer)
+    try:
+        return dataclasses.asdict(params_from_mapping(entry.params, dict(params))) if entry else dict(params)
+    except ParamError:
+        return dict(params)
