@@ -43,5 +43,5 @@ def test_the_npz_carries_the_json_and_loads_without_pickle():
 
 def test_results_and_charts_download_under_different_names():
     # The Attribution page's heatmap is saved under its chart key; its results under the analysis's name.
-    assert results_file("vit-dot-integrated_gradients") == "vit-dot-integrated_gradients-results"
+    assert results_file("vit-dot-integrated_gradients") == "vit-dot-integrated-gradients-results"
     assert results_file("vit-dot-integrated_gradients") != slug("attribution")
