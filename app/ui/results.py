@@ -21,7 +21,7 @@ from app.runtime.guards import AnalysisCancelled, AnalysisError
 from app.ui import messages
 
 XSRF_COOKIE = "_streamlit_xsrf"
-SHOW_AFTER_S = 2.0  # a running analysis gets its status line and Cancel button after this long
+SHOW_AFTER_S = 2.0  # an analysis gets its status line and Cancel button after this long
 _CANCELLED = "zooscope.cancelled"  # session-state key: the cache keys of analyses this session cancelled
 
 
@@ -41,9 +41,12 @@ def with_spinner(description: str, work: Any) -> Any:
                 return work()
         except NotCached:
             pass
-        with st.spinner(description, show_time=True):
-            with jobs.watching(_reporter(st.container())):
+        holder = st.empty()
+        try:
+            with st.spinner(description, show_time=True), jobs.watching(_reporter(holder)):
                 return work()
+        finally:
+            holder.empty()  # the status line and the Cancel button go with the wait
 
 
 def computed(description: str, work: Any) -> Any | None:
@@ -88,20 +91,23 @@ def _cancelled() -> set[str]:
     return st.session_state.setdefault(_CANCELLED, set())
 
 
-def _reporter(place: Any) -> Callable[[jobs.Job], None]:
-    """What a page waiting for a job shows in ``place``: what it waits for, and a Cancel button (drawn once)."""
-    text, bar, drawn = place.empty(), place.empty(), []
+def _reporter(holder: Any) -> Callable[[jobs.Job], None]:
+    """What a page waiting for a job shows in ``holder`` (an ``st.empty``) after :data:`SHOW_AFTER_S`: what it
+    waits for or how far it got, and a Cancel button (drawn once; the caller empties ``holder`` when done)."""
+    slots: list[Any] = []
 
     def report(job: jobs.Job) -> None:
+        if time.monotonic() - job.created < SHOW_AFTER_S:
+            return
+        if not slots:
+            box = holder.container()
+            slots.extend((box.empty(), box.empty()))
+            box.button("Cancel", key=f"cancel.{job.id}", icon=":material/cancel:", on_click=_cancelled().add,
+                       args=(job.key,), help="Stop this analysis. Nothing is lost: run it again whenever you like.")
+        text, bar = slots
+        text.caption(messages.escape(job.status()))
         if job.done is not None:
             bar.progress(job.done, text=messages.escape(job.note))
-        if job.started is not None and time.monotonic() - job.started < SHOW_AFTER_S:
-            return
-        text.caption(messages.escape(job.status()))
-        if not drawn:
-            place.button("Cancel", key=f"cancel.{job.id}", icon=":material/cancel:", on_click=_cancelled().add,
-                         args=(job.key,), help="Stop this analysis. Nothing is lost: run it again whenever you like.")
-            drawn.append(job.id)
 
     return report
 
