@@ -1,13 +1,12 @@
-"""Compare: one input, 2-4 columns (a model or a method each) on one colour scale."""
+"""Compare: one input, 2-4 columns (a model, a method and its params each), on a colour scale chosen by their units."""
 
 import streamlit as st
 
-from app.charts.base import symmetric_max
 from app.features import compare as page
 from app.features.compare import MAX_COLUMNS, MIN_COLUMNS, CompareView
 from app.links import binding
 from app.ui import messages, session
-from app.ui.pickers import input_picker, method_label
+from app.ui.pickers import input_picker
 from app.ui.results import provenance, saved_results
 from app.ui.settings import settings
 from app.ui.sharing import downloads, share_button
@@ -29,8 +28,9 @@ with settings(picker, keys) as ui:
             prior = seed.columns[i] if i < len(seed.columns) else seed.columns[-1]
             with place:
                 columns.append(page.column_picker(keys, i, prior, host=ui))
+        scale = page.scale_picker(keys, seed.scale, host=ui)
 
-view = binding.settle(bound, CompareView(tuple(columns), picked.ref))
+view = binding.settle(bound, CompareView(tuple(columns), picked.ref, scale))
 binding.publish(view)
 
 # A report lists its settings in the narrow column; the link and its provenance fill the wide one.
@@ -44,13 +44,9 @@ if saved is not None:
 else:
     results = page.compare_results(view.columns, picked.pixels)
 if results:
-    vmax = symmetric_max([r.attributions for r in results.values()])
-    st.caption(f"One colour scale for every column: ±{vmax:.4g} (the largest |attribution| among them).")
-    for i, (place, column) in enumerate(zip(st.columns(len(view.columns)), view.columns)):
-        with place:
-            page.compare_column(results[f"col{i}"], column, vmax, key=f"col{i}")
+    page.compare_panels(view, results)
     downloads("compare", results, key="compare")
-    title = " vs ".join(f"{method_label(c.method)} · {c.model}" for c in view.columns)
+    title = " vs ".join(c.title() for c in view.columns)
     with share_slot:
         view = share_button(view, title=f"{title} · {picked.label}", inputs={"pixels": picked.pixels},
                             results=results, models=tuple(dict.fromkeys(c.model for c in view.columns)))

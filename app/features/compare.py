@@ -1,7 +1,12 @@
-"""The Compare page: one input, 2-4 columns (a model and a method each) on one colour scale.
+"""The Compare page: one input, 2-4 columns (a model, a method and its params each), compared fairly.
 
-Link: ``/compare?sample=3&columns=vit-dot:integrated_gradients,capsnet:integrated_gradients``;
-each column runs its method with default params, so the columns differ in what they name only.
+The columns share one colour scale only when their values are in the same units (see
+:mod:`app.features.compare_fairness`); otherwise each is normalised by its own largest |value|, and
+the page says which. Under the columns, how much each pair agrees: Spearman ρ and top-k overlap.
+
+Link: ``/compare?sample=3&columns=vit-dot:integrated_gradients,capsnet:integrated_gradients``, with
+each column's params that differ from its method's defaults under ``col<i>.`` (``col0.n_steps=32``)
+and ``scale=shared`` or ``scale=per_column`` when the person overrides the automatic colour scale.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ import numpy as np
 import streamlit as st
 
 from app.features.attribution import attribution_heatmap
-from app.links.catalogue import attribution_methods, attribution_models, params_class
-from app.links.codec import InputRef, Query, QueryReader, quote, saved_link
+from app.features.compare_fairness import SCALE_LABELS, SCALES, agreement_note, agreement_table, scale_choice
+from app.links.catalogue import attribution_methods, attribution_models, default_params, params_class, target_labels
+from app.links.codec import (
+    InputRef, Params, Query, QueryReader, canonical, params_object, quote, read_params, saved_link, write_params,
+)
 from app.runtime import compute
 from app.ui import messages, session
 from app.ui.pickers import method_label
 from app.ui.results import computed
+from app.ui.widgets import params_form
 
 
 # --------------------------------------------------------------------------- link
@@ -27,13 +36,25 @@ from app.ui.results import computed
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the Compare page: a model and an attribution method (default params)."""
+    """One column of the Compare page: a model, an attribution method and its params (default: the method's)."""
 
     model: str
     method: str
+    params: Params = ()  # canonical; empty = the method's defaults
+
+    def __post_init__(self) -> None:
+        if not self.params:  # canonical form: every field
+            object.__setattr__(self, "params", default_params(self.method))
 
     def text(self) -> str:
         return f"{self.model}:{self.method}"
+
+    def title(self) -> str:
+        return f"{method_label(self.method)} · {self.model}"
+
+    def params_object(self) -> Any:
+        """The validated params dataclass of this column's method."""
+        return params_object(params_class(self.method), self.params)
 
 
 DEFAULT_COLUMNS = (Column("vit-dot", "integrated_gradients"), Column("vit-dot", "saliency"),
@@ -42,17 +63,33 @@ DEFAULT_COLUMNS = (Column("vit-dot", "integrated_gradients"), Column("vit-dot", 
 MIN_COLUMNS, MAX_COLUMNS = 2, 4
 
 
+def _column_params(r: QueryReader, i: int, model: str, method: str) -> Params:
+    """Column ``i``'s params from ``col<i>.<field>`` keys; each bad value is reported and left at its default."""
+    before = len(r.problems)
+    params = read_params(r, params_class(method), f"col{i}")
+    values = dict(params)
+    labels = target_labels(model)
+    if "target" in values and labels and not -1 <= int(values["target"]) < len(labels):
+        r.problems.append(f"target {values['target']} is out of range for {model}: it has {len(labels)} outputs "
+                          f"(0 to {len(labels) - 1}); use -1 for the predicted one. Using the predicted one.")
+        params = tuple((k, "-1" if k == "target" else v) for k, v in params)
+    r.problems[before:] = [f"Column {i + 1} ({model}:{method}): {p}" for p in r.problems[before:]]
+    return params
+
+
 @dataclass(frozen=True)
 class CompareView:
-    """The Compare page: one input, 2-4 columns of model:method, each with default params.
+    """The Compare page: one input, 2-4 columns of model:method with their params, and the colour scale.
 
-    URL: ``?sample=3&columns=vit-dot:integrated_gradients,capsnet:integrated_gradients``.
+    URL: ``?sample=3&columns=vit-dot:integrated_gradients,capsnet:integrated_gradients`` with
+    ``col<i>.<field>`` for params that differ from the defaults and ``scale=shared|per_column``.
     """
 
     PAGE: ClassVar[str] = "compare"
 
     columns: tuple[Column, ...] = DEFAULT_COLUMNS
     input: InputRef = InputRef()
+    scale: str = "auto"  # one of SCALES: "auto" decides by the columns' units
     link: str | None = None
 
     @classmethod
@@ -63,7 +100,10 @@ class CompareView:
             return saved
         ref = InputRef.read(r, uploads)
         columns = cls._read_columns(r)
-        return cls(columns, ref), r.finish()
+        columns = tuple(Column(c.model, c.method, _column_params(r, i, c.model, c.method))
+                        for i, c in enumerate(columns))
+        scale = r.choice("scale", SCALES, "auto", "colour scale")
+        return cls(columns, ref, scale), r.finish()
 
     @staticmethod
     def _read_columns(r: QueryReader) -> tuple[Column, ...]:
@@ -88,30 +128,49 @@ class CompareView:
     def to_query(self) -> dict[str, str]:
         if self.link:
             return {"id": self.link}
-        return {**self.input.to_query(), "columns": ",".join(c.text() for c in self.columns)}
+        query = {**self.input.to_query(), "columns": ",".join(c.text() for c in self.columns)}
+        for i, c in enumerate(self.columns):
+            query.update(write_params(c.params, default_params(c.method), f"col{i}"))
+        return {**query, **({"scale": self.scale} if self.scale != "auto" else {})}
 
 
-# --------------------------------------------------------------------------- columns
+# --------------------------------------------------------------------------- settings
 
 
 def column_picker(keys: session.WidgetKeys, i: int, prior: Column, host: Any = st) -> Column:
-    """Model and method of compare column ``i``, seeded from ``prior``."""
+    """Model, method and params of compare column ``i``, seeded from ``prior``."""
     models = attribution_models()
     model = host.selectbox(f"Model {i + 1}", models, key=keys.key(f"col{i}.model", prior.model, models))
     methods = attribution_methods(model)
     method = host.selectbox(f"Method {i + 1}", methods, key=keys.key(f"col{i}.method", prior.method, methods),
                             format_func=method_label)
-    return Column(model, method)
+    cls = params_class(method)
+    current = prior.params_object() if prior.method == method else cls()
+    with host.expander(f"Parameters of column {i + 1}") as place:
+        params = params_form(cls, current, keys, prefix=f"col{i}.{method}", labels=target_labels(model),
+                             host=place)
+    return Column(model, method, canonical(params))
+
+
+def scale_picker(keys: session.WidgetKeys, prior: str, host: Any = st) -> str:
+    """The "Colour scale" setting: automatic (shared only for columns in the same units), shared, per column."""
+    return host.radio("Colour scale", SCALES, horizontal=True, format_func=SCALE_LABELS.get,
+                      key=keys.key("scale", prior, SCALES),
+                      help="Automatic: one scale when every column is in the same units (say Integrated Gradients "
+                           "on two classifiers), else each column scaled by its own largest |value|.")
+
+
+# --------------------------------------------------------------------------- results
 
 
 def compare_results(columns: Sequence[Column], pixels: np.ndarray) -> dict[str, Any] | None:
-    """Attributions for every column (default params of each method), or None if one failed."""
+    """Attributions for every column (each with its own params), or None if one failed."""
     results = {}
     progress = st.progress(0.0, text="Computing the columns…")
     for i, c in enumerate(columns):
-        params = params_class(c.method)()
+        params = c.params_object()
         result = computed(f"{method_label(c.method)} on {c.model}…",
-                          lambda: compute.run(c.method, c.model, params, pixels))
+                          lambda c=c, params=params: compute.run(c.method, c.model, params, pixels))
         if result is None:
             progress.empty()
             return None
@@ -121,9 +180,25 @@ def compare_results(columns: Sequence[Column], pixels: np.ndarray) -> dict[str, 
     return results
 
 
+def compare_panels(view: CompareView, results: dict[str, Any]) -> None:
+    """The colour scale in words, the columns on it, and the agreement of every pair of columns."""
+    choice = scale_choice([(c.model, c.method, c.params_object()) for c in view.columns], view.scale)
+    maps = [np.asarray(results[f"col{i}"].attributions[0]).reshape(28, 28) for i in range(len(view.columns))]
+    ranges = choice.ranges(maps)
+    titles = [f"({i + 1}) {c.title()}" for i, c in enumerate(view.columns)]
+    st.caption(messages.escape(choice.sentence(titles, ranges)))
+    for i, (place, column) in enumerate(zip(st.columns(len(view.columns)), view.columns)):
+        with place:
+            compare_column(results[f"col{i}"], column, ranges[i], key=f"col{i}")
+    st.subheader("Agreement between columns")
+    st.caption(messages.escape(agreement_note(maps[0].size)))
+    table = agreement_table(maps, titles)
+    st.table(table.style.format({c: "{:.3f}" for c in table.columns[1:]}, na_rep="n/a"))
+
+
 def compare_column(result: Any, column: Column, vmax: float, key: str) -> None:
-    """One compare column: heatmap on the shared scale, prediction and completeness in brief."""
-    attribution_heatmap(result, vmax=vmax, title=f"{method_label(column.method)} · {column.model}", key=key)
+    """One compare column: heatmap on its colour scale, prediction and completeness in brief."""
+    attribution_heatmap(result, vmax=vmax, title=column.title(), key=key)
     pred = int(result.predictions[0])
     st.metric("Prediction", result.labels[pred] if 0 <= pred < len(result.labels) else "n/a")
     rel = float(result.rel_error[0])
