@@ -9,7 +9,7 @@ from app.features.attribution import AttributionView
 from app.links import binding, catalogue
 from app.links.codec import canonical
 from app.ui import messages, session
-from app.ui.pickers import input_picker, method_label, model_label
+from app.ui.pickers import input_picker, method_label, model_label, no_input
 from app.ui.results import provenance, saved_results
 from app.ui.settings import settings
 from app.ui.sharing import downloads, input_identity, share_button
@@ -41,6 +41,8 @@ with output:
     if saved is not None:
         provenance(saved)
         results = dict(saved.results)
+    elif no_input(picked):
+        results = {}
     else:
         attribution = page.attribution_only(model, method, params, picked.pixels)
         results = {"attribution": attribution} if attribution is not None else {}

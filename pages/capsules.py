@@ -6,7 +6,7 @@ from app.features import capsules as page
 from app.features.capsules import CapsuleView
 from app.links import binding, catalogue
 from app.ui import messages, session
-from app.ui.pickers import input_picker, model_picker
+from app.ui.pickers import input_picker, model_picker, no_input
 from app.ui.settings import settings
 from app.ui.sharing import downloads, input_identity, share_button
 
@@ -30,7 +30,7 @@ view = binding.settle(bound, CapsuleView(model, picked.ref, target, routing_clas
 binding.publish(view)
 
 with output:
-    results = page.capsule_results(view, picked.pixels)
+    results = None if no_input(picked) else page.capsule_results(view, picked.pixels)
     if results:
         result = results["capsules"]
         page.lengths_panel(result)

@@ -6,10 +6,10 @@ from app.features import compare as page
 from app.features.compare import MAX_COLUMNS, MIN_COLUMNS, CompareView
 from app.links import binding
 from app.ui import messages, session
-from app.ui.pickers import input_picker
+from app.ui.pickers import input_picker, no_input
 from app.ui.results import provenance, saved_results
 from app.ui.settings import settings
-from app.ui.sharing import downloads, share_button
+from app.ui.sharing import downloads, input_identity, share_button
 
 st.title("Compare")
 bound = binding.bind(CompareView)
@@ -41,11 +41,13 @@ if saved is not None:
     with beside:
         provenance(saved)
     results = saved.results
+elif no_input(picked):
+    results = {}
 else:
     results = page.compare_results(view.columns, picked.pixels)
 if results:
     page.compare_panels(view, results)
-    downloads("compare", results, key="compare")
+    downloads("compare", results, key="compare", source=input_identity(picked.ref))
     title = " vs ".join(c.title() for c in view.columns)
     with share_slot:
         view = share_button(view, title=f"{title} · {picked.label}", inputs={"pixels": picked.pixels},

@@ -52,11 +52,33 @@ def thumbnail(pixels: np.ndarray, scale: int = THUMB_SCALE) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PickedInput:
-    """The digit a view analyses: its pixels, its reference for the URL, and a label for people."""
+    """The digit a view analyses: its pixels, its reference for the URL, and a label for people.
 
-    pixels: np.ndarray  # (28, 28) float32 in [0, 1]
+    Without a valid input (nothing uploaded yet, or the upload was refused) ``pixels`` is None and
+    ``problem`` says why: the page then shows that instead of any result (:func:`no_input`).
+    """
+
+    pixels: np.ndarray | None  # (28, 28) float32 in [0, 1]
     ref: InputRef
     label: str
+    problem: str = ""
+
+    @property
+    def ready(self) -> bool:
+        """Whether there is a digit to analyse."""
+        return self.pixels is not None
+
+
+NOTHING_UPLOADED = ("Nothing uploaded yet: upload an image of a digit (PNG, JPEG, WebP, BMP or GIF, up to 5 MB), "
+                    "or choose a held-out digit.")
+
+
+def no_input(*picked: PickedInput) -> bool:
+    """True, after saying why in the results area, when one of the inputs is not ready (show no result then)."""
+    missing = [p.problem for p in picked if not p.ready]
+    for problem in missing:
+        messages.info(problem)
+    return bool(missing)
 
 
 SOURCES = ("Held-out digit", "Upload")
@@ -73,10 +95,7 @@ def input_picker(keys: session.WidgetKeys, ref: InputRef, name: str = "", label:
     source = host.radio(label, SOURCES, horizontal=True,
                         key=keys.key(f"{w}source", SOURCES[1] if ref.upload else SOURCES[0], SOURCES))
     if source == SOURCES[1]:
-        picked = _upload_picker(keys, ref, w, host)
-        if picked is not None:
-            return picked
-        host.caption("Nothing uploaded yet: showing a held-out digit.")
+        return _upload_picker(keys, ref, w, host)
     return _sample_picker(keys, ref, w, host)
 
 
@@ -92,7 +111,7 @@ def _sample_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -
     return PickedInput(pixels, InputRef(sample=sample), f"held-out #{sample}")
 
 
-def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -> PickedInput | None:
+def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -> PickedInput:
     data = session.current()
     file = host.file_uploader("Image of a digit", key=keys.name(f"{w}upload"),
                               help="PNG, JPEG, WebP, BMP or GIF, up to 5 MB. Dark-on-light digits are inverted.")
@@ -106,10 +125,12 @@ def _upload_picker(keys: session.WidgetKeys, ref: InputRef, w: str, host: Any) -
                     decoded = decode_image(raw)
             except InputError as e:
                 messages.error(str(e))
-                return None
+                return PickedInput(None, ref, "", f"The uploaded file was not used: {e} Upload another image, or "
+                                                  "choose a held-out digit.")
             data.remember_upload(sha, decoded, safe_filename_label(file.name))
     if not sha or sha not in data.uploads:
-        return None
+        host.caption("Nothing uploaded yet.")
+        return PickedInput(None, ref, "", NOTHING_UPLOADED)
     decoded, name = data.uploads[sha], data.upload_names.get(sha, "upload")
     _show_upload(decoded, name, host)
     # The label goes into share titles, which everyone sees on Home: never the person's filename.

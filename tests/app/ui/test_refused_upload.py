@@ -1,0 +1,49 @@
+"""A refused upload never shows someone else's result: the results area says what was refused and shows nothing."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.ui.session import WidgetKeys
+from tests.app.apptest import numbers, open_page
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><circle r="9"/></svg>'
+
+
+def _png() -> bytes:
+    img = np.zeros((80, 80), dtype=np.uint8)
+    img[10:70, 35:45] = 255
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def infos(at) -> list[str]:
+    return [i.value.replace("\\", "") for i in at.info]
+
+
+@pytest.mark.parametrize("page, query", [
+    ("attribution", {"model": "vit-dot", "method": "saliency", "sample": "0"}),
+    ("compare", {"sample": "0", "columns": "vit-dot:saliency,vit-dot:input_x_gradient"}),
+    ("capsules", {"sample": "0"}),
+])
+def test_a_refused_upload_shows_what_was_refused_and_no_result(page, query):
+    keys = WidgetKeys(page)
+    at = open_page(page, query)
+    assert "Prediction" in numbers(at), "held-out digit #0 is analysed first"
+    at.radio(key=keys.name("source")).set_value("Upload").run()
+    assert not at.exception and "Prediction" not in numbers(at), "no result before anything is uploaded"
+    assert any(i.startswith("Nothing uploaded yet") for i in infos(at)), infos(at)
+
+    at.file_uploader(key=keys.name("upload")).set_value(("drawing.svg", SVG, "image/svg+xml")).run()
+    assert not at.exception
+    assert "Prediction" not in numbers(at), "held-out digit #0's result must not stand in for the refused file"
+    assert any(i.startswith("The uploaded file was not used") and "SVG" in i for i in infos(at)), infos(at)
+    assert not [c for c in at.caption if c.value.startswith("Nothing uploaded yet")], "a file was uploaded"
+
+    at.file_uploader(key=keys.name("upload")).set_value(("one.png", _png(), "image/png")).run()
+    assert not at.exception and "Prediction" in numbers(at), "a valid upload is analysed"
