@@ -31,7 +31,7 @@ class PageInfo:
 
 
 PAGES: tuple[PageInfo, ...] = (
-    PageInfo("home", "Home", ":material/home:", "What zooscope is, curated analyses and recent shares."),
+    PageInfo("home", "Home", ":material/home:", "What zooscope is, curated analyses, your shares and the gallery."),
     PageInfo("attribution", "Attribution", ":material/gradient:",
              "Which pixels made the model decide: Integrated Gradients and friends, with their checks."),
     PageInfo("attention", "Attention", ":material/visibility:",

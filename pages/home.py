@@ -1,9 +1,9 @@
-"""Home: what zooscope is, a gallery of curated analyses, and the most recently shared ones."""
+"""Home: what zooscope is, a gallery of curated analyses, this browser's shares, and the published ones."""
 
 import streamlit as st
 
 from app import navigation
-from app.features.home import Curated, LinkView, gallery, recent_shares
+from app.features.home import Curated, LinkView, gallery, has_gallery, published_shares, your_shares
 from app.links import binding
 from app.ui import messages
 
@@ -39,6 +39,11 @@ GALLERY = (
 st.subheader("Curated analyses")
 gallery(GALLERY)
 
-st.subheader("Recently shared")
-recent_shares()
+st.subheader("Your shares")
+your_shares()
+
+if has_gallery():
+    st.subheader("Published by visitors")
+    published_shares()
+
 binding.publish(bound.view)

@@ -1,4 +1,7 @@
-"""The Home page: what zooscope is, a gallery of curated analyses, and the most recently shared ones.
+"""The Home page: what zooscope is, a gallery of curated analyses, this browser's shares, and the published ones.
+
+Shares are private: Home lists a share only to the browser that made it, and to everyone once
+that browser publishes it (when the server has a gallery, ``ZOOSCOPE_GALLERY``).
 
 Link: ``/?id=<link id>`` opens a shared analysis on the page it was saved on.
 """
@@ -7,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import streamlit as st
 
@@ -17,6 +20,7 @@ from app.runtime import share
 from app.runtime.models import sample_pixels
 from app.ui import messages
 from app.ui.pickers import thumbnail
+from app.ui.results import visitor
 
 
 # --------------------------------------------------------------------------- link
@@ -65,16 +69,37 @@ def gallery(items: Sequence[Curated], per_row: int = 4) -> None:
                              icon=":material/open_in_new:")
 
 
-def recent_shares(limit: int = 8) -> None:
-    """The most recently shared analyses, newest first, each a link."""
-    rows = share.recent(limit)
+def your_shares(limit: int = 8) -> None:
+    """The analyses this browser shared, newest first, each a link (marked when published)."""
+    rows = share.shared_by(visitor(), limit)
     if not rows:
-        st.caption("Nothing shared yet. Use the Share button on any analysis.")
+        st.caption("Nothing shared from this browser yet. Use the Share button on any analysis; only you see "
+                   "your shares here, unless you publish them.")
         return
+    _share_links(rows, mark_published=share.gallery_on())
+
+
+def has_gallery() -> bool:
+    """Whether this server lists published shares on Home (``ZOOSCOPE_GALLERY``, default 1; 0: no gallery)."""
+    return share.gallery_on()
+
+
+def published_shares(limit: int = 8) -> None:
+    """The analyses visitors published to the gallery, newest published first, each a link (none when it is off)."""
+    rows = share.published(limit)
+    if not rows:
+        st.caption("Nothing published yet. After you share an analysis, “Publish to the gallery” lists it here "
+                   "for everyone.")
+    _share_links(rows, mark_published=False)
+
+
+def _share_links(rows: Sequence[Any], *, mark_published: bool) -> None:
+    """One link per saved analysis (``app.runtime.store.SavedSummary``): its title and when it was shared."""
     for row in rows:
         target = navigation.page_file(row.kind)
         if target is None:
             continue
-        label = f"{row.title or row.kind} · {row.created_at:%Y-%m-%d %H:%M}"
+        published = mark_published and row.published_at is not None
+        label = f"{row.title or row.kind} · {row.created_at:%Y-%m-%d %H:%M}" + (" · published" if published else "")
         st.page_link(str(target), label=messages.escape(label), query_params={"id": row.id},
-                     icon=":material/link:")
+                     icon=":material/public:" if published else ":material/link:")

@@ -17,6 +17,11 @@ and neither deletes anything already shared:
   the store in the transaction that saves;
 - new shares per browser session and hour, ``ZOOSCOPE_SHARES_PER_HOUR`` (default 30; 0: no
   limit), counted by a :class:`ShareRateLimit` that the session keeps.
+
+Shares are private: a link opens for whoever has it, but no list shows a share to anyone but the
+browser that made it (its owner, an opaque visitor id) unless that owner publishes it to the
+gallery. The gallery can be turned off for the whole server, ``ZOOSCOPE_GALLERY=0``: then
+nothing is listed as published and nothing can be published.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ DEFAULT_STORE_MAX_MB = 1024.0  # all shared analyses together; a MiniLM share ta
 SHARES_PER_HOUR_ENV = "ZOOSCOPE_SHARES_PER_HOUR"
 DEFAULT_SHARES_PER_HOUR = 30  # new shares one browser session may make in any hour
 SHARE_WINDOW_S = 3600.0
+GALLERY_ENV = "ZOOSCOPE_GALLERY"
+DEFAULT_GALLERY = 1  # 1: visitors may publish their shares to Home's gallery; 0: no gallery
 
 
 @lru_cache(maxsize=1)
@@ -70,6 +77,11 @@ def store_budget_bytes() -> int | None:
 def shares_per_hour() -> int | None:
     """New shares one browser session may make in any hour (``ZOOSCOPE_SHARES_PER_HOUR``, default 30; 0: no limit)."""
     return int(env_number(SHARES_PER_HOUR_ENV, DEFAULT_SHARES_PER_HOUR)) or None
+
+
+def gallery_on() -> bool:
+    """Whether this server has a gallery of published shares (``ZOOSCOPE_GALLERY``, default 1; 0: off)."""
+    return env_number(GALLERY_ENV, DEFAULT_GALLERY) != 0
 
 
 @lru_cache(maxsize=4)
@@ -149,6 +161,7 @@ class SavedView:
     checkpoints: dict[str, str]
     versions: dict[str, str]
     created_at: str
+    owner: str = ""  # the visitor id of the browser that shared it ("": nobody)
 
     def changed_models(self) -> dict[str, tuple[str, str]]:
         """Models whose checkpoint differs from the one the analysis was made with: name -> (then, now)."""
@@ -157,8 +170,11 @@ class SavedView:
 
 
 def save_view(page: str, view_query: Mapping[str, str], *, title: str, inputs: Mapping[str, np.ndarray],
-              results: Mapping[str, Any], models: tuple[str, ...]) -> str:
+              results: Mapping[str, Any], models: tuple[str, ...], owner: str = "") -> str:
     """Save a view, its inputs and its results in ONE store transaction; return the link id.
+
+    ``owner`` is the visitor id of the browser sharing it ("": nobody): only it lists the share
+    and may publish it. Unpublished until it does.
 
     Raises:
         app.store.StoreError: not saved (the message says why).
@@ -173,7 +189,7 @@ def save_view(page: str, view_query: Mapping[str, str], *, title: str, inputs: M
         record, result_arrays = to_record(result)
         meta["results"][name] = record
         arrays.update({f"{name}/{k}": np.asarray(v) for k, v in result_arrays.items()})
-    return store().save(page, meta, arrays, title=title)
+    return store().save(page, meta, arrays, title=title, owner=owner)
 
 
 def _split_arrays(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -189,7 +205,8 @@ def _rebuild(saved: Any) -> SavedView:
     return SavedView(link=saved.id, page=str(meta.get("page", saved.kind)), title=saved.title,
                      view={str(k): str(v) for k, v in meta.get("view", {}).items()}, inputs=inputs,
                      results=results, checkpoints=dict(meta.get("checkpoints", {})),
-                     versions=dict(meta.get("versions", {})), created_at=saved.created_at.isoformat(timespec="seconds"))
+                     versions=dict(meta.get("versions", {})), created_at=saved.created_at.isoformat(timespec="seconds"),
+                     owner=saved.owner)
 
 
 class LinkProblem(Exception):
@@ -232,12 +249,51 @@ def restore_inputs(saved: SavedView, data: Any) -> None:
         data.remember_upload(upload, restored, "shared upload")
 
 
-def recent(limit: int = 8) -> list[Any]:
-    """The most recently shared analyses (``app.runtime.store.SavedSummary``), newest first; [] if unreadable."""
+def shared_by(owner: str, limit: int = 8) -> list[Any]:
+    """The analyses ``owner`` shared (``app.runtime.store.SavedSummary``), newest first; [] for nobody or if unreadable."""
     try:
-        return store().recent(limit)
+        return store().recent(limit, owner=owner) if owner else []
     except StoreError:
         return []
+
+
+def published(limit: int = 8) -> list[Any]:
+    """The analyses published to the gallery, newest published first; [] when the gallery is off or unreadable."""
+    try:
+        return store().recent(limit, published_only=True) if gallery_on() else []
+    except StoreError:
+        return []
+
+
+class NotPublished(Exception):
+    """A share could not be published (or withdrawn); the message is for people."""
+
+
+def publish(link: str, owner: str, *, published: bool = True) -> None:
+    """Publish ``link`` to the gallery (or withdraw it); only the browser that shared it may, and only
+    while this server has a gallery. Nothing is deleted either way.
+
+    Raises:
+        NotPublished: the gallery is off, the share is not ``owner``'s, or the store failed.
+    """
+    if not gallery_on():
+        raise NotPublished("Not published: this server has no gallery (ZOOSCOPE_GALLERY=0). Your share "
+                           "and its link are kept; anyone with the link can still open it.")
+    try:
+        done = store().publish(link, owner, published=published)
+    except StoreError as e:
+        raise NotPublished(str(e)) from None
+    if not done:
+        raise NotPublished("Not published: only the browser that shared an analysis can publish it. "
+                           "Share it from here to get a link of your own, and publish that.")
+
+
+def is_published(link: str) -> bool:
+    """Whether ``link`` is published to the gallery (False when it is not, or the store cannot be read)."""
+    try:
+        return store().published_at(link) is not None
+    except StoreError:
+        return False
 
 
 def link_url(base_url: str | None, page_path: str, link: str) -> str:

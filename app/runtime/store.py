@@ -7,6 +7,11 @@ process; every write is one ``BEGIN IMMEDIATE`` transaction. Each thread gets
 its own connection. No streamlit and no torch here: the CLI and the pages
 share it.
 
+An analysis may have an owner (an opaque id of the browser that shared it, never a cookie),
+who alone may publish it; ``recent`` lists one owner's or the published ones. Analyses saved
+before schema 2 are owned by nobody and unpublished: opening a schema-1 store adds the
+``sharing`` table in one transaction and changes no saved row.
+
 A store may have a size budget (``max_store_bytes``): a save that would take it
 past is refused, checked in the transaction that inserts, so two writers cannot
 both squeeze past. Nothing saved is ever deleted to make room.
@@ -22,7 +27,6 @@ the database.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -43,6 +47,8 @@ import numpy as np
 import platformdirs
 
 from app.runtime.payload import check_text, checked_arrays, meta_to_json, pack_arrays, unpack_arrays
+from app.runtime.store_errors import SchemaTooNew, StoreError, is_busy, people_message
+from app.runtime.store_errors import megabytes as _megabytes
 
 __all__ = [
     "LINK_ID_PATTERN",
@@ -59,7 +65,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: analyses; 2: + sharing (owner, published_at), added in place to a schema-1 store
 MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
 BUSY_TIMEOUT_S = 10.0
 LINK_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -75,10 +81,29 @@ _SCHEMA = (
         arrays_npz BLOB NOT NULL,
         created_at TEXT NOT NULL
     )""",
+    # Who shared an analysis and whether they published it; no row: owned by nobody, unpublished.
+    # A table of its own rather than columns of analyses: a column after arrays_npz would be read
+    # by walking the blob's overflow pages, and a schema-1 store gains it without touching a row.
+    """CREATE TABLE IF NOT EXISTS sharing (
+        seq INTEGER PRIMARY KEY REFERENCES analyses (seq),
+        owner TEXT NOT NULL CHECK (length(owner) > 0),
+        published_at TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS sharing_by_owner ON sharing (owner)",
+    "CREATE INDEX IF NOT EXISTS sharing_published ON sharing (published_at) WHERE published_at IS NOT NULL",
 )
 _INSERT = "INSERT INTO analyses (id, kind, title, meta_json, arrays_npz, created_at) VALUES (?, ?, ?, ?, ?, ?)"
-_SELECT_ONE = "SELECT id, kind, title, meta_json, arrays_npz, created_at FROM analyses WHERE id = ?"
-_SELECT_RECENT = "SELECT id, kind, title, created_at FROM analyses ORDER BY seq DESC LIMIT ?"
+_INSERT_OWNER = "INSERT INTO sharing (seq, owner) VALUES (?, ?)"
+_SELECT_ONE = ("SELECT a.id, a.kind, a.title, a.meta_json, a.arrays_npz, a.created_at, s.owner, s.published_at "
+               "FROM analyses a LEFT JOIN sharing s ON s.seq = a.seq WHERE a.id = ?")
+_SUMMARY = "SELECT a.id, a.kind, a.title, a.created_at, s.published_at "
+_SELECT_RECENT = _SUMMARY + "FROM analyses a LEFT JOIN sharing s ON s.seq = a.seq ORDER BY a.seq DESC LIMIT ?"
+_SELECT_OWNED = (_SUMMARY + "FROM sharing s JOIN analyses a ON a.seq = s.seq WHERE s.owner = ? "
+                 "AND (s.published_at IS NOT NULL OR NOT ?) ORDER BY s.seq DESC LIMIT ?")
+_SELECT_PUBLISHED = (_SUMMARY + "FROM sharing s JOIN analyses a ON a.seq = s.seq WHERE s.published_at IS NOT NULL "
+                     "ORDER BY s.published_at DESC, s.seq DESC LIMIT ?")
+_SELECT_SHARING = "SELECT s.seq, s.owner, s.published_at FROM analyses a JOIN sharing s ON s.seq = a.seq WHERE a.id = ?"
+_SET_PUBLISHED = "UPDATE sharing SET published_at = ? WHERE seq = ?"
 # Cheap: length() of a BLOB reads only the record header, and title and meta_json come before the blob
 # (0.1 ms for 200 shares of 2.3 MB; a column after arrays_npz would walk its overflow pages, 100 ms).
 _SELECT_STORED_BYTES = (
@@ -87,23 +112,15 @@ _SELECT_STORED_BYTES = (
 )
 
 
-class StoreError(RuntimeError):
-    """The analysis store could not save or read; the message says why and what to do."""
-
-
-class _SchemaTooNew(Exception):
-    def __init__(self, version: int) -> None:
-        super().__init__(f"schema version {version}; this zooscope reads up to {SCHEMA_VERSION}")
-
-
 @dataclass(frozen=True)
 class SavedSummary:
-    """One line of the recent-analyses list: what it is and when it was saved."""
+    """One line of a list of saved analyses: what it is, when it was saved, and since when it is published."""
 
     id: str
     kind: str
     title: str
     created_at: datetime
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,6 +133,8 @@ class SavedAnalysis:
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray]
     created_at: datetime
+    owner: str = ""  # the browser that shared it ("": nobody, e.g. saved before schema 2)
+    published_at: datetime | None = None
 
 
 def default_store_path() -> Path:
@@ -159,8 +178,9 @@ class Store:
 
     # ------------------------------------------------------------ public
 
-    def save(self, kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], *, title: str = "") -> str:
-        """Save an analysis in one transaction and return its new link id.
+    def save(self, kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], *, title: str = "",
+             owner: str = "") -> str:
+        """Save an analysis in one transaction and return its new link id; ``owner`` ("": nobody) may publish it.
 
         Raises:
             StoreError: the store is read-only, full (its disk, or its size budget), busy, or the
@@ -169,6 +189,7 @@ class Store:
         """
         check_text("kind", kind, allow_empty=False)
         check_text("title", title, allow_empty=True)
+        check_text("owner", owner, allow_empty=True)
         meta_json = meta_to_json(meta)
         arrays = checked_arrays(arrays)
         self._check_payload(sum(a.nbytes for a in arrays.values()) + len(meta_json) + len(title))
@@ -177,7 +198,7 @@ class Store:
         link_id = secrets.token_urlsafe(16)
         row = (link_id, kind, title, meta_json, blob, _now().isoformat(timespec="microseconds"))
         n_bytes = len(blob) + len(meta_json.encode()) + len(title.encode())
-        self._run(saving=True, work=lambda conn: self._insert_within_budget(conn, row, n_bytes))
+        self._run("save", lambda conn: self._insert_within_budget(conn, row, n_bytes, owner))
         return link_id
 
     def load(self, link_id: str) -> SavedAnalysis | None:
@@ -191,19 +212,54 @@ class Store:
         """
         if not is_valid_link_id(link_id):
             return None
-        row = self._run(saving=False, work=lambda conn: conn.execute(_SELECT_ONE, (link_id,)).fetchone())
+        row = self._run("read", lambda conn: conn.execute(_SELECT_ONE, (link_id,)).fetchone())
         return None if row is None else _analysis_from_row(row)
 
-    def recent(self, limit: int = 10) -> list[SavedSummary]:
-        """The most recently saved analyses, newest first, without their arrays."""
+    def recent(self, limit: int = 10, *, owner: str | None = None, published_only: bool = False) -> list[SavedSummary]:
+        """Saved analyses without their arrays, newest first: all of them, or one owner's, or the published ones.
+
+        Args:
+            owner: only this owner's analyses, newest saved first ("" owns nothing: []).
+            published_only: only published analyses (without ``owner``: newest published first).
+        """
         if not isinstance(limit, int) or not 1 <= limit <= _MAX_RECENT:
             raise ValueError(f"limit must be an integer from 1 to {_MAX_RECENT}, got {limit!r}")
-        rows = self._run(saving=False, work=lambda conn: conn.execute(_SELECT_RECENT, (limit,)).fetchall())
-        return [SavedSummary(id=r[0], kind=r[1], title=r[2], created_at=_parse_time(r[3])) for r in rows]
+        if owner == "":
+            return []
+        query, args = (_SELECT_OWNED, (owner, bool(published_only), limit)) if owner is not None else (
+            (_SELECT_PUBLISHED if published_only else _SELECT_RECENT), (limit,))
+        rows = self._run("read", lambda conn: conn.execute(query, args).fetchall())
+        return [SavedSummary(id=r[0], kind=r[1], title=r[2], created_at=_parse_time(r[3]),
+                             published_at=_parse_time(r[4]) if r[4] else None) for r in rows]
+
+    def publish(self, link_id: str, owner: str, *, published: bool = True) -> bool:
+        """Publish (or withdraw) an analysis in one transaction, if it is ``owner``'s; nothing is deleted.
+
+        Returns True when it is ``owner``'s and now (or already) as asked; False, changing nothing,
+        when there is no such analysis or it is not ``owner``'s (nobody's, if saved before schema 2).
+        Raises StoreError when the store is read-only, busy or damaged.
+        """
+        if not is_valid_link_id(link_id) or not isinstance(owner, str) or not owner:
+            return False
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(_SELECT_SHARING, (link_id,)).fetchone()
+            if row is None or row[1] != owner:
+                return False
+            if bool(row[2]) != published:
+                conn.execute(_SET_PUBLISHED, (_now().isoformat(timespec="microseconds") if published else None, row[0]))
+            return True
+
+        return self._run("publish", work)
+
+    def published_at(self, link_id: str) -> datetime | None:
+        """When an analysis was published to the gallery; None if it is not, or there is no such analysis."""
+        row = self._run("read", lambda conn: conn.execute(_SELECT_SHARING, (link_id,)).fetchone())
+        return _parse_time(row[2]) if row and row[2] else None
 
     def integrity_check(self) -> str:
         """SQLite's verdict on the store file: "ok", or a description of the damage."""
-        rows = self._run(saving=False, work=lambda conn: conn.execute("PRAGMA integrity_check").fetchall())
+        rows = self._run("read", lambda conn: conn.execute("PRAGMA integrity_check").fetchall())
         return "\n".join(str(r[0]) for r in rows)
 
     def close(self) -> None:
@@ -223,8 +279,8 @@ class Store:
                 "analyse fewer inputs or a smaller model to save it."
             )
 
-    def _insert_within_budget(self, conn: sqlite3.Connection, row: tuple, n_bytes: int) -> None:
-        """Insert ``row`` unless it would take the store past its budget (inside the write transaction)."""
+    def _insert_within_budget(self, conn: sqlite3.Connection, row: tuple, n_bytes: int, owner: str) -> None:
+        """Insert ``row`` and its owner unless it would take the store past its budget (inside the write transaction)."""
         if self.max_store_bytes is not None:
             stored = int(conn.execute(_SELECT_STORED_BYTES).fetchone()[0])
             if stored + n_bytes > self.max_store_bytes:
@@ -235,24 +291,26 @@ class Store:
                     "MB). Already shared analyses are kept, and your analysis is still on screen; ask the operator "
                     "to raise ZOOSCOPE_STORE_MAX_MB or to clear old shares."
                 )
-        conn.execute(_INSERT, row)
+        seq = conn.execute(_INSERT, row).lastrowid
+        if owner:
+            conn.execute(_INSERT_OWNER, (seq, owner))
 
-    def _run(self, *, saving: bool, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``work`` (in a write transaction when saving), retrying while the store is busy."""
+    def _run(self, action: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``work`` for ``action`` ("read", else in a write transaction), retrying while the store is busy."""
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.005
         while True:
             try:
                 conn = self._connection()
-                return _in_transaction(conn, work) if saving else work(conn)
+                return work(conn) if action == "read" else _in_transaction(conn, work)
             except sqlite3.OperationalError as exc:
-                if _is_busy(exc) and time.monotonic() + delay < deadline:
+                if is_busy(exc) and time.monotonic() + delay < deadline:
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.25)
                     continue
-                raise self._store_error(saving, exc) from exc
-            except (sqlite3.Error, OSError, _SchemaTooNew) as exc:
-                raise self._store_error(saving, exc) from exc
+                raise self._store_error(action, exc) from exc
+            except (sqlite3.Error, OSError, SchemaTooNew) as exc:
+                raise self._store_error(action, exc) from exc
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -273,9 +331,9 @@ class Store:
             raise
         return conn
 
-    def _store_error(self, saving: bool, exc: BaseException) -> StoreError:
+    def _store_error(self, action: str, exc: BaseException) -> StoreError:
         _log.warning("analysis store %s failed: %r", self.path, exc)
-        return StoreError(_people_message(saving, exc, self.busy_timeout))
+        return StoreError(people_message(action, exc, self.busy_timeout))
 
 
 # ------------------------------------------------------------ transactions
@@ -296,14 +354,15 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
 
 
 def _ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables on first use; refuse a store written by a newer zooscope."""
+    """Create the tables on first use, bring an older store up to this schema in place (adding, never
+    changing a row), and refuse a store written by a newer zooscope."""
     if _user_version(conn) == SCHEMA_VERSION:
         return
 
     def create(c: sqlite3.Connection) -> None:
         version = _user_version(c)
         if version > SCHEMA_VERSION:
-            raise _SchemaTooNew(version)
+            raise SchemaTooNew(version, SCHEMA_VERSION)
         for statement in _SCHEMA:
             c.execute(statement)
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -315,70 +374,11 @@ def _user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-# --------------------------------------------------------------- messages
-
-_FULL = {errno.ENOSPC, errno.EDQUOT}
-_READ_ONLY = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    text = str(exc).lower()
-    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text
-
-
-def _reason(exc: BaseException) -> str:
-    """Sort a failure into full / read-only / busy / damaged / newer / other."""
-    if isinstance(exc, _SchemaTooNew):
-        return "newer"
-    if isinstance(exc, OSError):
-        return "full" if exc.errno in _FULL else "read-only" if exc.errno in _READ_ONLY else "other"
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    if name.startswith("SQLITE_FULL") or "disk is full" in str(exc):
-        return "full"
-    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
-        return "read-only"
-    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-        return "busy"
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return "damaged"
-    return "other"
-
-
-_WHAT_TO_DO = {
-    "full": "the analysis store is full ({detail}). {still}free some disk space or set ZOOSCOPE_HOME "
-    "to a folder on a disk with room, then try again.",
-    "read-only": "the analysis store is read-only or cannot be opened ({detail}). {still}set ZOOSCOPE_HOME "
-    "to a folder you can write to, then try again.",
-    "busy": "the analysis store stayed busy for {timeout:g} s (other saves in progress). {still}"
-    "try again in a moment.",
-    "damaged": "the analysis store file is damaged ({detail}). {still}move the file aside "
-    "(zooscope starts a new one) and try again.",
-    "newer": "the analysis store was written by a newer zooscope ({detail}). {still}upgrade zooscope "
-    "or set ZOOSCOPE_HOME to another folder.",
-    "other": "the analysis store failed ({detail}). {still}try again; if it keeps failing, "
-    "set ZOOSCOPE_HOME to another folder.",
-}
-
-
-def _megabytes(n_bytes: int) -> str:
-    """``n_bytes`` in MB for people: "1,024", "2.5", "0.01"."""
-    text = f"{n_bytes / 2**20:,.2f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _people_message(saving: bool, exc: BaseException, timeout: float) -> str:
-    prefix = "Not saved: " if saving else "Could not read saved analyses: "
-    still = "Your analysis is still on screen; " if saving else "To fix it, "
-    detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return prefix + _WHAT_TO_DO[_reason(exc)].format(detail=detail, still=still, timeout=timeout)
-
-
 # ----------------------------------------------------------- rows
 
 
 def _analysis_from_row(row: tuple) -> SavedAnalysis:
-    link_id, kind, title, meta_json, blob, created_at = row
+    link_id, kind, title, meta_json, blob, created_at, owner, published_at = row
     try:
         meta, arrays = json.loads(meta_json), unpack_arrays(blob)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:  # refuses pickled payloads too
@@ -386,7 +386,8 @@ def _analysis_from_row(row: tuple) -> SavedAnalysis:
             f"Could not read saved analyses: the analysis {link_id} is damaged ({exc}). "
             "Run the analysis again and save a new link."
         ) from exc
-    return SavedAnalysis(link_id, kind, title, meta, arrays, _parse_time(created_at))
+    return SavedAnalysis(link_id, kind, title, meta, arrays, _parse_time(created_at), owner or "",
+                         _parse_time(published_at) if published_at else None)
 
 
 def _now() -> datetime:

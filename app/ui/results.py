@@ -77,13 +77,27 @@ def attempt(description: str, work: Callable[[], Any]) -> tuple[Any | None, str 
 def visitor() -> str:
     """Who asks for this session's analyses: the browser (every tab of it shares the XSRF cookie), else the session."""
     try:
-        who = st.context.cookies.get(XSRF_COOKIE) or ""
+        who = xsrf_token(st.context.cookies.get(XSRF_COOKIE) or "")
     except Exception:  # noqa: BLE001 - no cookies outside a browser (tests, bare runs): the session stands in
         who = ""
     if not who:
         ctx = get_script_run_ctx()
         who = ctx.session_id if ctx is not None else ""
     return hashlib.sha256(str(who).encode()).hexdigest()[:16] if who else ""
+
+
+def xsrf_token(cookie: str) -> str:
+    """The token in an XSRF cookie. Streamlit re-masks the cookie (``2|mask|token xor mask|time``) in every
+    health check, so the cookie's text changes between page loads while its token stays."""
+    parts = cookie.strip("\"'").split("|")
+    if len(parts) == 4 and parts[0] == "2":
+        try:
+            mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+        except ValueError:
+            return cookie
+        if mask:
+            return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked)).hex()
+    return cookie
 
 
 def _cancelled() -> set[str]:

@@ -1,7 +1,9 @@
 """Sharing and exporting what a page shows: the Share button, and the "Download results" menu.
 
 Share saves the view, its input and its results in one store transaction and shows the link;
-the link reopens exactly this analysis (``app.links.binding``).
+the link reopens exactly this analysis (``app.links.binding``). A share is listed only on the
+Home page of the browser that made it, until that browser publishes it to the gallery (when the
+server has one, ``ZOOSCOPE_GALLERY``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from app.runtime.models import heldout_split
 from app.runtime.store import StoreError
 from app.ui import messages, session
 from app.ui.figures import download_buttons
+from app.ui.results import visitor
 from model_zoo import REGISTRY
 
 _log = logging.getLogger(__name__)
+_PUBLISH_PROBLEM = "zooscope.publish_problem"  # session-state key: why the last Publish click failed
+_UPLOAD_KEYS = ("upload", "upload_b")  # URL keys that name a visitor's own upload
+_TEXT_KEYS = ("a", "b", "text", "text_b")  # URL keys that hold a visitor's own text
 
 
 def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], results: Mapping[str, Any],
@@ -49,7 +55,7 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
                 data.share_limit.check(share.shares_per_hour())
                 with st.spinner("Saving…"):
                     link = share.save_view(view.PAGE, dataclasses.replace(view, link=None).to_query(), title=title,
-                                           inputs=inputs, results=results, models=tuple(models))
+                                           inputs=inputs, results=results, models=tuple(models), owner=visitor())
             except share.SharingTooFast as e:
                 messages.error(str(e))
                 return view
@@ -71,8 +77,60 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
         # a fresh browser opening the link would download before it draws the charts.
         with st.container(key="share-link"):
             st.markdown(f"[{messages.escape(url)}]({url.replace(')', '%29').replace(' ', '%20')})")
-        st.caption("Anyone with this link sees exactly this analysis.")
+        mine, has_gallery = _shared_here(view.link, data), share.gallery_on()
+        st.caption("Anyone with this link sees exactly this analysis." + (
+            "" if not mine else " Home lists it for you alone" + (", unless you publish it." if has_gallery else ".")))
+        if mine and has_gallery:
+            gallery_controls(view.link, dataclasses.replace(view, link=None).to_query())
     return view
+
+
+def _shared_here(link: str, data: session.SessionData) -> bool:
+    """Whether this browser made the share ``link`` (this session, or another tab of the same browser)."""
+    if link in data.shared.values():
+        return True
+    try:
+        owner = share.open_link(link).owner  # read once per process, then from memory
+    except share.LinkProblem:
+        return False
+    return bool(owner) and owner == visitor()
+
+
+def gallery_controls(link: str, query: Mapping[str, str]) -> None:
+    """Publish this browser's share to the gallery on Home, or withdraw it; say what everyone will see."""
+    problem = st.session_state.pop(_PUBLISH_PROBLEM, None)
+    if problem:
+        messages.error(problem)
+    own = _own_input(query)
+    if share.is_published(link):
+        st.caption(":material/public: Published: anyone who opens this app sees it on Home, under "
+                   f"“Published by visitors”{f', with {own}' if own else ''}.")
+        st.button("Remove from the gallery", icon=":material/public_off:", on_click=_publish, args=(link, False),
+                  help="Home stops listing it for everyone; the link keeps working for anyone who has it")
+        return
+    if own:
+        st.caption(f":material/warning: This share holds {own}: publishing it shows {own} to everyone who opens "
+                   "this app.")
+    st.button("Publish to the gallery", icon=":material/public:", on_click=_publish, args=(link, True),
+              help="Anyone who opens this app will see this analysis listed on Home and can open it"
+                   + (f", {own} included" if own else ""))
+
+
+def _own_input(query: Mapping[str, str]) -> str:
+    """What of the person's own a share holds, in words ("the image you uploaded"); "" for held-out digits."""
+    if any(key in query for key in _UPLOAD_KEYS):
+        return "the image you uploaded"
+    if any(key in query for key in _TEXT_KEYS):
+        return "the sentences you analysed"
+    return ""
+
+
+def _publish(link: str, published: bool) -> None:
+    """The Publish (or Remove) button's callback: runs before the page is drawn, so the page shows the new state."""
+    try:
+        share.publish(link, visitor(), published=published)
+    except share.NotPublished as e:
+        st.session_state[_PUBLISH_PROBLEM] = str(e)
 
 
 def downloads(name: str, results: Mapping[str, Any], key: str, *, main: str | None = None,
