@@ -12,7 +12,7 @@ from app.ui.settings import settings
 from app.ui.sharing import downloads, share_button
 
 st.title("Latent space")
-bound = binding.bind(LatentView)
+bound = page.with_saved_grid(binding.bind(LatentView))
 messages.link_problems(bound.problems)
 keys = session.WidgetKeys(LatentView.PAGE, force=bound.opened)
 seed = bound.view
@@ -39,10 +39,11 @@ view = binding.settle(bound, LatentView(model, picked.ref, other, parts))
 binding.publish(view)
 
 boxes = dict(zip(("projection", "grid", "traversal", "interpolation", "statistics"), (scatter, *tabs)))
-results = page.results_and_panels(view, picked, boxes)
+results = page.results_and_panels(view, picked, boxes, keys)
 if results:
     with footer:
         downloads(f"latent-{model}", results, main="projection/mu", table=page.table(results), key="latent")
-        view = share_button(view, title=f"Latent space · {model} · {projection.method} · {picked.label}",
-                            inputs={"pixels": picked.pixels}, results=results, models=(model,))
+        if picked.ready:
+            view = share_button(view, title=f"Latent space · {model} · {projection.method} · {picked.label}",
+                                inputs={"pixels": picked.pixels}, results=results, models=(model,))
     binding.publish(view)

@@ -9,7 +9,7 @@ from app.features.synthesizers import SynthesizerView
 from app.links import binding
 from app.links.codec import canonical
 from app.ui import messages, session
-from app.ui.pickers import input_picker
+from app.ui.pickers import input_picker, no_input
 from app.ui.settings import settings
 from app.ui.sharing import downloads, share_button
 from app.ui.widgets import params_form
@@ -31,13 +31,14 @@ with settings(controls, keys) as ui:
 
 view = binding.settle(bound, SynthesizerView(picked.ref, seed.layer, seed.head, canonical(stats)))
 with output:
-    results = page.synthesizer_results(view, picked.pixels)
+    results = None if no_input(picked) else page.synthesizer_results(view, picked.pixels)
     if results:
         models = page.models_in(results)
         layer, head = page.layer_and_head(keys, seed, results[f"{models[0]}.attention"].attentions, bound.opened)
         view = binding.settle(bound, dataclasses.replace(view, layer=layer, head=head))
         binding.publish(view)
         page.synthesizer_maps(results, layer, head)
+        page.model_summary(results)
         page.fixed_patterns(results)
         st.subheader("Input-dependence per head", divider="gray")
         table = page.head_statistics(results, view)

@@ -1,10 +1,11 @@
-"""Latent-space figures: the held-out set in latent space, and KL per dimension.
+"""Latent-space figures: the held-out set in latent space, traversals with labelled rows, and KL per dimension.
 
 Pure functions (no Streamlit, no models): result arrays in, Altair charts out.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import altair as alt
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from app.charts.base import PAD, built_fast
+from app.charts.images import digit_uri
 
 CATEGORY = "tableau10"  # digit classes
 
@@ -74,3 +76,48 @@ def kl_chart(kl: np.ndarray, variance: np.ndarray, active: np.ndarray, threshold
         tooltip=[alt.Tooltip("dim:O", title="dimension"), alt.Tooltip("kl:Q", title="KL (nats)", format=".4f"),
                  alt.Tooltip("variance:Q", title="Cov_x(E_q[z_k])", format=".4g"), alt.Tooltip("state:N")],
     ).properties(width=alt.Step(26), height=200, autosize=PAD)
+
+
+def traversal_frame(images: np.ndarray, offsets: np.ndarray, row_labels: Sequence[str],
+                    kl: np.ndarray | None = None) -> pd.DataFrame:
+    """A traversal's cells as rows (dim, row, step, offset[, kl]): one per decoded digit of (D, S, 28, 28)."""
+    D, S = np.shape(images)[:2]
+    df = pd.DataFrame({"dim": np.repeat(np.arange(D), S), "row": np.repeat(list(row_labels), S),
+                       "step": np.tile(np.arange(S), D), "offset": np.tile(np.asarray(offsets, dtype=np.float64), D)})
+    if kl is not None:
+        df["kl"] = np.repeat(np.asarray(kl, dtype=np.float64), S)
+    return df
+
+
+@built_fast
+def traversal_chart(images: np.ndarray, offsets: np.ndarray, row_labels: Sequence[str],
+                    kl: np.ndarray | None = None, cell: int = 36, title: str = "") -> alt.Chart:
+    """Each latent dimension swept, a row of decoded digits (D, S, 28, 28) per dimension, labelled on the left.
+
+    ``row_labels`` name the rows (e.g. ``"z3 · KL 1.72"``), top to bottom; the columns are the
+    ``offsets`` (prior standard deviations). Every digit's tooltip says its dimension, offset and KL.
+    """
+    df = traversal_frame(images, offsets, row_labels, kl)
+    df["image"] = [digit_uri(d, scale=1) for d in np.asarray(images).reshape(-1, 28, 28)]
+    steps = [offset_label(o) for o in np.asarray(offsets, dtype=np.float64)]
+    df["moved"] = [steps[i] for i in df["step"]]
+    tooltip = [alt.Tooltip("dim:O", title="dimension"), alt.Tooltip("moved:N", title="offset (prior sd)")]
+    if kl is not None:
+        tooltip.append(alt.Tooltip("kl:Q", title="KL (nats)", format=".3f"))
+    return alt.Chart(df, title=title).mark_image(width=cell, height=cell, align="center", baseline="middle",
+                                                 aspect=False, smooth=False).encode(
+        x=alt.X("step:O", title="offset from the posterior mean (prior standard deviations)",
+                axis=alt.Axis(labelAngle=0, orient="top", ticks=False, domain=False,
+                              labelExpr=f"{json.dumps(steps)}[datum.value]"),
+                scale=alt.Scale(type="point", padding=0.5)),
+        y=alt.Y("row:N", sort=list(row_labels), title=None,
+                axis=alt.Axis(ticks=False, domain=False, labelFontSize=12, labelLimit=220, labelPadding=6),
+                scale=alt.Scale(type="point", padding=0.5)),
+        url="image:N", tooltip=tooltip,
+    ).properties(width=alt.Step(cell + 2), height=alt.Step(cell + 2), autosize=PAD)
+
+
+def offset_label(offset: float) -> str:
+    """An offset as a column label: signed, three significant digits, no trailing zeros (``-2.25``, ``0``, ``+3``)."""
+    text = f"{offset:+.3g}"
+    return "0" if float(text) == 0 else text

@@ -11,6 +11,7 @@ Link: ``/latent?model=vae-16d&proj.method=umap&sample=3&to=512&trav.k=2.0`` (``g
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,35 +22,42 @@ import streamlit as st
 
 import analyzers
 from analyzers import LatentStatsParams, params_from_mapping
-from app.charts.base import curves_chart
-from app.charts.images import digit_uri, mosaic
-from app.charts.latent import BRUSH, POINT, kl_chart, scatter_chart, scatter_frame
+from app.charts.latent import scatter_frame
+from app.features.latent_panels import (
+    METHOD_LABELS, grid_panel, heldout_uris, interpolation_panel, scatter, statistics_panel, traversal_panel,
+)
+from app.links.binding import Bound
 from app.links.catalogue import default_projection, latent_dim, latent_models, projection_methods
 from app.links.codec import (
     HELDOUT_SIZE, InputRef, Params, Query, QueryReader, defaults, params_object, read_params, saved_link,
     write_params,
 )
 from app.runtime import compute
+from app.runtime.guards import AnalysisError
 from app.runtime.memo import once_per_process
-from app.runtime.models import heldout_split, sample_pixels
+from app.runtime.models import sample_pixels
 from app.ui import messages, session
-from app.ui.figures import digit, picture, show, show_built
-from app.ui.pickers import heldout_picker
-from app.ui.results import computed, saved_view
+from app.ui.pickers import heldout_picker, no_input
+from app.ui.results import computed, saved_results, saved_view
 from app.ui.widgets import build_params, number_field, params_form
+from model_zoo import get_spec
+
+__all__ = ["LATENT_PARTS", "LatentView", "heldout_uris", "latent_defaults", "most_active_dims"]
 
 DEFAULT_MODEL = "vae-2d"
 DEFAULT_SECOND_SAMPLE = 700  # the other end of an interpolation (a 7 in the shipped split)
-
-METHOD_LABELS = {"identity": "none (the 2-D latent itself)", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 METHOD_FIELDS = {"umap": ("n_neighbors", "min_dist", "seed"), "tsne": ("perplexity", "seed")}
 
 SLOW_METHODS = ("tsne", "umap")
 
-MAX_SHOWN = 60  # selected digits drawn at once
-
-FIT = 660  # px: pictures shrink to fit the page's output column
+# The two latent dimensions with the most KL over the held-out split (``latent_statistics``), per shipped
+# checkpoint (model, sha256): the manifold grid opens on them. Recorded so that a link without grid.* keys
+# means the same grid in every process without an analysis first; another checkpoint has them computed
+# once per process (tests/app/features/test_latent_defaults.py checks the record against the analysis).
+MOST_ACTIVE = {
+    ("vae-16d", "1a482280ed83a45c71d33fcdea91a4c73dbf0ee24b3c66ac2beb7731afbb64ac"): (0, 2),
+}
 
 
 # --------------------------------------------------------------------------- link
@@ -65,10 +73,41 @@ def latent_params_class(part: str) -> type:
 
 
 def latent_defaults(model: str, part: str) -> Params:
-    """Default params of one part for ``model`` (its projection default depends on the latent size)."""
+    """Default params of one part for ``model``: the projection depends on the latent size, the grid spans
+    the two most active dimensions (:func:`most_active_dims`)."""
     if part == "proj":
         return defaults(latent_params_class(part), method=default_projection(model))
+    if part == "grid":
+        dim_x, dim_y = most_active_dims(model)
+        return defaults(latent_params_class(part), dim_x=dim_x, dim_y=dim_y)
     return defaults(latent_params_class(part))
+
+
+def most_active_dims(model: str) -> tuple[int, int]:
+    """The two latent dimensions of ``model`` with the most KL over the held-out digits, most first.
+
+    A 2-D latent has only (0, 1). For a shipped checkpoint they are recorded (:data:`MOST_ACTIVE`);
+    for another one they are computed once per process from its ``latent_statistics``, a
+    deterministic function of the checkpoint. If that analysis cannot run, (0, 1).
+    """
+    if latent_dim(model) <= 2:
+        return 0, 1
+    sha = get_spec(model).sha256 or ""
+    recorded = MOST_ACTIVE.get((model, sha))
+    if recorded is not None:
+        return recorded
+    try:
+        return _computed_most_active(model, sha)
+    except AnalysisError:
+        return 0, 1
+
+
+@once_per_process()
+def _computed_most_active(model: str, sha: str) -> tuple[int, int]:
+    """The two dimensions with the most KL, from the held-out statistics of checkpoint ``sha`` of ``model``."""
+    kl = compute.run("latent_statistics", model, LatentStatsParams()).kl_per_dim  # (D,)
+    first, second = np.argsort(-np.asarray(kl, dtype=np.float64), kind="stable")[:2]
+    return int(first), int(second)
 
 
 def _latent_part(r: QueryReader, model: str, part: str) -> Params:
@@ -89,8 +128,14 @@ def _checked_grid_dims(r: QueryReader, model: str, params: Params) -> Params:
     if int(values["dim_x"]) < d and int(values["dim_y"]) < d and values["dim_x"] != values["dim_y"]:
         return params
     r.problems.append(f"The manifold grid needs two different latent dimensions of {model}, 0 to {d - 1}; "
-                      "showing dimensions 0 and 1.")
-    return tuple((k, {"dim_x": "0", "dim_y": "1"}.get(k, v)) for k, v in params)
+                      f"showing {_default_dims_text(model)}.")
+    fallback = dict(latent_defaults(model, "grid"))
+    return tuple((k, fallback[k] if k in ("dim_x", "dim_y") else v) for k, v in params)
+
+
+def _default_dims_text(model: str) -> str:
+    dim_x, dim_y = most_active_dims(model)
+    return f"dimensions {dim_x} and {dim_y}" + ("" if latent_dim(model) <= 2 else ", the two with the most KL")
 
 
 @dataclass(frozen=True)
@@ -143,6 +188,26 @@ class LatentView:
         return query
 
 
+def with_saved_grid(bound: Bound[LatentView]) -> Bound[LatentView]:
+    """A share link's view with the grid dimensions its saved grid was decoded on.
+
+    A link stores only the settings that differ from the defaults of its day; a vae-16d link saved
+    while the grid's default was dimensions 0 and 1 names no grid dimensions. Its saved grid says
+    which they were, so the controls show them and the link's numbers stay on screen.
+    """
+    saved = saved_results(bound.view.link)
+    grid = saved.results.get("grid") if saved is not None else None
+    if grid is None:
+        return bound
+    dims = tuple(str(int(d)) for d in grid.dims)
+    params = bound.view.params("grid")
+    if dims == (dict(params)["dim_x"], dict(params)["dim_y"]):
+        return bound
+    fixed = tuple((k, dict(zip(("dim_x", "dim_y"), dims)).get(k, v)) for k, v in params)
+    parts = tuple((p, fixed if p == "grid" else v) for p, v in bound.view.parts)
+    return dataclasses.replace(bound, view=dataclasses.replace(bound.view, parts=parts))
+
+
 # --------------------------------------------------------------------------- settings
 
 
@@ -183,8 +248,8 @@ def grid_settings(keys: session.WidgetKeys, seed: LatentView, model: str) -> Any
         values["dim_x"] = cols[2].selectbox("columns: dimension", dims, key=keys.key("grid.dim_x", current.dim_x, dims))
         values["dim_y"] = cols[3].selectbox("rows: dimension", dims, key=keys.key("grid.dim_y", current.dim_y, dims))
         if values["dim_x"] == values["dim_y"]:
-            messages.error("Choose two different dimensions for the grid; showing dimensions 0 and 1.")
-            values["dim_x"], values["dim_y"] = 0, 1
+            messages.error(f"Choose two different dimensions for the grid; showing {_default_dims_text(model)}.")
+            values["dim_x"], values["dim_y"] = most_active_dims(model)
     return build_params(type(current), values, current)
 
 
@@ -204,167 +269,77 @@ def _projection_note(method: str) -> str:
     return f"Encoding the held-out digits ({METHOD_LABELS[method]})…"
 
 
-def _work(view: LatentView, pixels: np.ndarray) -> dict[str, tuple[str, Any]]:
-    """Each part of the page: what the spinner says, and how to compute it. In the order they are drawn."""
+DRAWN = ("projection", "grid", "statistics", "traversal", "interpolation")  # the KL labels the traversal's rows
+
+
+def _work(view: LatentView, pixels: np.ndarray | None) -> dict[str, tuple[str, Any]]:
+    """Each part of the page: what the spinner says, and how to compute it. In the order they are drawn
+    (:data:`DRAWN`). Without an input (nothing uploaded, or a refused file), only the parts that do not
+    need one."""
     m, p = view.model, view.params_object
-    pair = np.stack([pixels, sample_pixels(view.other)])  # (2, 28, 28)
-    return {
+    work = {
         "projection": (_projection_note(p("proj").method), lambda: compute.run("latent_projection", m, p("proj"))),
         "grid": ("Decoding the manifold grid…", lambda: compute.run("manifold_grid", m, p("grid"))),
-        "traversal": ("Traversing every dimension…", lambda: compute.run("latent_traversal", m, p("trav"), pixels)),
-        "interpolation": ("Interpolating…", lambda: compute.run("latent_interpolation", m, p("interp"), pair)),
         "statistics": ("KL, active units and the linear probe…",
                        lambda: compute.run("latent_statistics", m, LatentStatsParams())),
     }
+    if pixels is None:
+        return work
+    pair = np.stack([pixels, sample_pixels(view.other)])  # (2, 28, 28)
+    return {**work,
+            "traversal": ("Traversing every dimension…", lambda: compute.run("latent_traversal", m, p("trav"), pixels)),
+            "interpolation": ("Interpolating…", lambda: compute.run("latent_interpolation", m, p("interp"), pair))}
 
 
-def results_and_panels(view: LatentView, picked: Any, boxes: dict[str, Any]) -> dict[str, Any]:
+def results_and_panels(view: LatentView, picked: Any, boxes: dict[str, Any], keys: session.WidgetKeys) -> dict[str, Any]:
     """Every part from the saved link or computed, each drawn in its box as soon as it is ready.
 
     ``boxes`` maps a part (projection, grid, interpolation, statistics, traversal) to the
-    container it is drawn in; the scatter appears before the slower parts are computed.
+    container it is drawn in; the scatter appears before the slower parts are computed. ``keys``
+    are the page's widget keys: a digit clicked in the scatter can become the input or the path's end.
+    Without an input, the traversal and interpolation say why instead.
     """
     with boxes["projection"]:
         saved = saved_view(view.link)
+    work = _work(view, picked.pixels)
     results: dict[str, Any] = {}
-    for name, (description, run) in _work(view, picked.pixels).items():
+    for name in DRAWN:
         with boxes[name]:
-            result = saved.results.get(name) if saved is not None else computed(description, run)
+            if saved is not None:
+                result = saved.results.get(name)
+            elif name in work:
+                result = computed(*work[name])
+            else:
+                no_input(picked)
+                continue
             if result is None:
                 continue
             results[name] = result
-            _draw(name, results, view, picked)
-    if "statistics" in results and "traversal" in results:
-        with boxes["traversal"]:
-            active_caption(results["statistics"])
+            _draw(name, results, view, picked, keys)
     return results
 
 
-def _draw(name: str, results: dict[str, Any], view: LatentView, picked: Any) -> None:
+def _draw(name: str, results: dict[str, Any], view: LatentView, picked: Any, keys: session.WidgetKeys) -> None:
     if name == "projection":
-        scatter(results, view, marked=[view.other] + ([] if picked.ref.upload else [picked.ref.sample]))
+        start = picked.ref.sample if picked.ready and not picked.ref.upload else None
+        scatter(results, view.model, [view.other] + ([] if start is None else [start]), keys, (start, view.other))
     elif name == "grid":
-        grid_panel(results["grid"], view.model)
+        grid_panel(results["grid"], view.model, _grid_note(view.model, results["grid"].dims))
     elif name == "interpolation":
         interpolation_panel(results["interpolation"], picked.label, view.other)
     elif name == "statistics":
         statistics_panel(results["statistics"])
     else:
-        traversal_panel(results["traversal"])
+        traversal_panel(results["traversal"], results.get("statistics"))
 
 
-# --------------------------------------------------------------------------- scatter
+def _grid_note(model: str, dims: Any) -> str:
+    if latent_dim(model) <= 2 or tuple(int(d) for d in dims) != most_active_dims(model):
+        return ""
+    return " These are the two dimensions with the most KL (see KL and active units)."
 
 
-@once_per_process()
-def heldout_uris() -> tuple[str, ...]:
-    """Every held-out digit as a small PNG data URI, for the scatter's image tooltips (once per process)."""
-    x = heldout_split().x_heldout.astype(np.float32) / 255.0
-    return tuple(digit_uri(d) for d in x)
-
-
-def _selected(selection: Any, coords: np.ndarray) -> tuple[list[int], list[int]]:
-    """Indices clicked (point selection) and inside the dragged box (interval selection)."""
-    clicked = [int(p["index"]) for p in (selection.get(POINT) or []) if "index" in p]
-    box = selection.get(BRUSH) or {}
-    inside: list[int] = []
-    if "x" in box and "y" in box:
-        (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
-        mask = (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
-        inside = [int(i) for i in np.flatnonzero(mask)]
-    return clicked, inside
-
-
-def scatter(results: dict[str, Any], view: LatentView, marked: list[int]) -> None:
-    """The held-out set in latent space, coloured by class; click or drag to see the digits."""
-    proj = results["projection"]
-    d = proj.mu.shape[1]
-    names = ("z₀", "z₁") if proj.method == "identity" else (f"{METHOD_LABELS[proj.method]} 1",
-                                                            f"{METHOD_LABELS[proj.method]} 2")
-    uris = heldout_uris() if len(proj.coords) == len(heldout_uris()) else None
-    title = f"{len(proj.coords):,} held-out digits, {d}-D posterior means" + (
-        "" if proj.method == "identity" else f" through {METHOD_LABELS[proj.method]}")
-    st.caption("Hover for the digit, click a point to show it, drag a box to show every digit inside "
-               "(double-click clears). Diamonds: the two ends of the interpolation." + (
-                   " Read from the disk cache." if proj.cached else ""))
-    selection = show_built(proj, f"scatter-{marked}", "Latent scatter", lambda: (
-        scatter_chart(proj.coords, proj.labels, uris, title, *names, marked=marked),
-        scatter_frame(proj.coords, proj.labels)), select=f"scatter-{view.model}-{proj.method}")
-    clicked, inside = _selected(selection, proj.coords)
-    _selection_digits(clicked, inside, proj.labels)
-
-
-def _selection_digits(clicked: list[int], inside: list[int], labels: np.ndarray) -> None:
-    if clicked:
-        i = clicked[0]
-        digit(sample_pixels(i), f"held-out #{i}, labelled {int(labels[i])}")
-    if inside:
-        shown = inside[:MAX_SHOWN]
-        counts = pd.Series(labels[inside]).value_counts().sort_index()
-        st.caption(f"{len(inside)} digits in the box" + (f" (the first {MAX_SHOWN} shown)" if len(inside) > MAX_SHOWN
-                                                         else "") + ": " +
-                   ", ".join(f"{n}× {c}" for c, n in counts.items()))
-        per_row = 12
-        images = np.zeros((-(-len(shown) // per_row) * per_row, 28, 28), dtype=np.float32)
-        images[: len(shown)] = [sample_pixels(i) for i in shown]
-        st.image(mosaic(images.reshape(-1, per_row, 28, 28), scale=2), output_format="PNG")
-    if not clicked and not inside:
-        st.caption("Nothing selected yet.")
-
-
-# --------------------------------------------------------------------------- panels
-
-
-def grid_panel(result: Any, model: str) -> None:
-    """Digits decoded from a grid over two latent dimensions (Kingma & Welling 2014, fig. 4)."""
-    dx, dy = result.dims
-    q = result.quantiles
-    others = "" if latent_dim(model) == 2 else " Every other dimension is 0 (the prior mean)."
-    caption = (f"Columns: z{dx} from {q[0]:.2f} to {q[-1]:.2f}; rows: z{dy} from {q[-1]:.2f} (top) to {q[0]:.2f}. "
-               f"Values are N(0, 1) quantiles.{others}")
-    picture(mosaic(result.images, pad=1, scale=3, max_width=FIT), caption, key="manifold-grid")
-
-
-def traversal_panel(result: Any) -> None:
-    """Every latent dimension swept around the digit's posterior mean, a row per dimension."""
-    offsets = result.offsets
-    picture(mosaic(result.images[0], pad=1, scale=3, max_width=FIT),
-            f"Row k: z_k moved from {offsets[0]:+.1f} to {offsets[-1]:+.1f} prior standard deviations around the "
-            "digit's posterior mean (middle column: no change), every other dimension kept.", key="traversal")
-
-
-def active_caption(stats: Any) -> None:
-    """Which dimensions are active, under the traversal whose rows they explain."""
-    active = [int(i) for i in np.flatnonzero(stats.active)]
-    st.caption(f"Active dimensions (Burda et al. 2016): {', '.join(map(str, active)) or 'none'}. "
-               "Rows of inactive dimensions barely change: the decoder ignores them.")
-
-
-def interpolation_panel(result: Any, start: str, end: int) -> None:
-    """Linear and spherical interpolation between the two digits' posterior means, and the norm along each."""
-    st.caption(f"From {start} to held-out #{end}, {result.t.size} steps.")
-    for name, images in (("Linear", result.images_linear), ("Spherical (slerp, White 2016)", result.images_slerp)):
-        picture(mosaic(images[None], pad=1, scale=3, max_width=FIT), name,
-                key=f"interpolation-{name.split()[0].lower()}")
-    norms = {"linear": np.linalg.norm(result.z_linear, axis=1), "slerp": np.linalg.norm(result.z_slerp, axis=1)}
-    chart = curves_chart(result.t, norms, title="Distance from the origin along the path", x_title="t",
-                         y_title="‖z‖")
-    show(chart, "Norm along the path", key="interpolation-norm")
-
-
-def statistics_panel(result: Any) -> None:
-    """KL per dimension, active units and linear-probe accuracy."""
-    cols = st.columns(3)
-    cols[0].metric("KL, all dimensions", f"{float(result.kl_per_dim.sum()):.2f} nats",
-                   help="Mean over the held-out digits of KL(q(z|x) ‖ N(0, I))")
-    cols[1].metric("Active units", f"{int(result.active.sum())} of {result.active.size}",
-                   help=f"Dimensions whose posterior mean varies across digits: Cov_x(E_q[z_k]) > {result.threshold:g}")
-    acc = float(result.probe_accuracy)
-    cols[2].metric("Linear probe", "n/a" if not np.isfinite(acc) else f"{acc:.1%}",
-                   help=f"Logistic regression on the posterior means, {result.probe_folds}-fold cross-validated "
-                        f"accuracy (± {result.probe_std:.1%}) on {result.n_inputs} held-out digits")
-    show(kl_chart(result.kl_per_dim, result.mu_variance, result.active, result.threshold), "KL per dimension",
-         key="kl")
+# --------------------------------------------------------------------------- downloads
 
 
 def table(results: dict[str, Any]) -> pd.DataFrame | None:

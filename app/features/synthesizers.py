@@ -1,8 +1,9 @@
 """The Synthesizers page: one digit through every image attention model, side by side.
 
 Tay et al. 2020, Synthesizer: the same ViT with its attention logits computed five ways. Their
-maps on one colour scale, the per-head input-dependence over a fixed set of held-out digits, and
-the mixture's weights.
+maps on one colour scale, each model's mean input-dependence beside its held-out accuracy (does
+attention need token-token interaction, and what does dropping it cost?), the per-head
+input-dependence over a fixed set of held-out digits, and the mixture's weights.
 
 Link: ``/synthesizers?sample=300&layer=3&head=0&dependence=js`` (HeadStatsParams fields that differ).
 """
@@ -29,9 +30,22 @@ from app.ui import messages, session
 from app.ui.figures import built_once, show, show_built
 from app.ui.pickers import index_picker
 from app.ui.results import attempt, results_for
+from model_zoo import get_spec
 
 FIXED = 1e-6  # a head whose input-dependence stays below this is the same for every input
 PROBE_PER_CLASS = 5  # held-out digits per class for head statistics
+
+# What each kind of attention (ViTConfig.attention) computes its logits from (Tay et al. 2020, table 1).
+INTERACTION = {
+    "dot": "yes: q · k",
+    "dense": "no: own token",
+    "random": "no: a pattern",
+    "factorized": "no: low-rank pattern",
+    "mixture": "partly: pattern + q · k",
+}
+WITHOUT_INTERACTION = ("dense", "random", "factorized")
+ACCURACY = "held-out accuracy (%)"
+QUESTION = "Does attention need token-token interaction?"
 
 
 # --------------------------------------------------------------------------- link
@@ -166,14 +180,67 @@ def synthesizer_maps(results: dict[str, Any], layer: int, head: int) -> None:
     st.caption("The CLS row of the same head over the digit, on one colour scale.")
     show_built(owners, f"synth-cls-{layer}-{head}", "CLS attention over the digit", lambda: (
         charts.facet_overlays_chart(pixels, cls, cmax), None))
-    st.dataframe(pd.DataFrame([_model_row(m, results) for m in models]), hide_index=True)
+
+
+def model_summary(results: dict[str, Any]) -> pd.DataFrame:
+    """Each model's prediction, mean input-dependence and held-out accuracy in one table, and what they answer."""
+    table = pd.DataFrame([_model_row(m, results) for m in models_in(results)])
+    n = len(heldout_split().y_heldout)
+    st.dataframe(table, hide_index=True, column_config={
+        "token-token interaction": st.column_config.TextColumn("token-token", help=(
+            "What the attention logits are computed from: query · key (token-token interaction), each token on its "
+            "own (dense), or a learned pattern that is the same for every input (random, factorized)")),
+        "attention": st.column_config.TextColumn(help="fixed: the same for every input (input-dependence 0)"),
+        "mean input-dependence": st.column_config.NumberColumn("input-dependence", format="%.4g", help=(
+            "Mean over every layer and head: 0 means the attention is the same for every input")),
+        ACCURACY: st.column_config.NumberColumn("accuracy (%)", format="%.1f", help=(
+            f"Accuracy on the {n:,} held-out digits, from the model's card (`zooscope evaluate NAME`)")),
+        "predicts": st.column_config.NumberColumn(help="The class each model predicts for this digit")})
+    answer = interaction_answer(table)
+    if answer:
+        st.markdown(f"**{QUESTION}** {messages.escape(answer)}")
+    return table
+
+
+def accuracy(model: str) -> float | None:
+    """A model's held-out accuracy from its card (``ModelSpec.metrics``), or None when it has none."""
+    value = (get_spec(model).metrics or {}).get("accuracy")
+    return None if value is None else float(value)
 
 
 def _model_row(model: str, results: dict[str, Any]) -> dict[str, Any]:
     stats = results[f"{model}.stats"]
-    return {"model": model, "predicts": int(results[f"{model}.attention"].predictions[0]),
-            "attention": "fixed: the same for every input" if is_fixed(stats) else "depends on the input",
-            "mean input-dependence": float(np.mean(stats.dependence))}
+    return {"model": model, "token-token interaction": INTERACTION.get(get_spec(model).config.attention, "?"),
+            "attention": "fixed" if is_fixed(stats) else "depends on input",
+            "mean input-dependence": float(np.mean(stats.dependence)), ACCURACY: _percent(accuracy(model)),
+            "predicts": int(results[f"{model}.attention"].predictions[0])}
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
+
+
+def interaction_answer(table: pd.DataFrame) -> str:
+    """:data:`QUESTION` answered from the models' held-out accuracies (in per cent): what dropping token-token
+    interaction costs against dot-product attention. Empty when the numbers to answer it are missing."""
+    kinds = {m: get_spec(m).config.attention for m in table["model"]}
+    acc = {m: float(a) / 100 for m, a in zip(table["model"], table[ACCURACY]) if a is not None and np.isfinite(a)}
+    dot = next((m for m in acc if kinds[m] == "dot"), None)
+    without = [m for m in acc if kinds[m] in WITHOUT_INTERACTION]
+    if dot is None or not without:
+        return ""
+    gap = {m: 100 * (acc[m] - acc[dot]) for m in acc if m != dot}  # percentage points against dot product
+    worst, best = min(without, key=gap.__getitem__), max(without, key=gap.__getitem__)
+    cost = (f"dropping it costs at most {-gap[worst]:.1f} points ({worst})" if gap[worst] < 0
+            else "dropping it costs nothing here")
+    if gap[best] > 0:
+        cost += f", and {best} is {gap[best]:.1f} points more accurate without it"
+    n = len(heldout_split().y_heldout)
+    margin = 196 * np.sqrt(acc[dot] * (1 - acc[dot]) / n)  # 95% half-width of one accuracy, in points
+    return (f"Held-out accuracy against dot-product attention ({dot}, {100 * acc[dot]:.1f}%): "
+            + ", ".join(f"{m} {gap[m]:+.1f} points" for m in gap) + f". Without token-token interaction "
+            f"({', '.join(without)}), {cost}. Each accuracy is measured on {n:,} held-out digits, good to about "
+            f"±{margin:.1f} points (95%), so smaller differences may be chance.")
 
 
 def fixed_patterns(results: dict[str, Any]) -> None:
