@@ -30,6 +30,7 @@ view = binding.settle(bound, CapsuleView(model, picked.ref, target, routing_clas
 binding.publish(view)
 
 with output:
+    share_slot = st.container()  # Share sits at the top of the results, as on every page
     results = None if no_input(picked) else page.capsule_results(view, picked.pixels)
     if results:
         result = results["capsules"]
@@ -44,6 +45,7 @@ with output:
             page.perturbation_panel(results["pose"])
         downloads(f"capsules-{model}", results, main="capsules/lengths", table=page.table(results), key="capsules",
                   source=input_identity(picked.ref))
-        view = share_button(view, title=f"Capsules · {model} · {picked.label}",
-                            inputs={"pixels": picked.pixels}, results=results, models=(model,))
+        with share_slot:
+            view = share_button(view, title=f"Capsules · {model} · {picked.label}",
+                                inputs={"pixels": picked.pixels}, results=results, models=(model,))
         binding.publish(view)

@@ -9,7 +9,7 @@ from app.links.codec import canonical
 from app.ui import messages, session
 from app.ui.pickers import input_picker, model_picker
 from app.ui.settings import settings
-from app.ui.sharing import downloads, share_button
+from app.ui.sharing import downloads, input_identity, share_button
 
 st.title("Latent space")
 bound = page.with_saved_grid(binding.bind(LatentView))
@@ -24,6 +24,7 @@ with settings(controls, keys) as ui:
     picked = input_picker(keys, seed.input, host=ui)
     other = page.other_end(keys, seed, ui)
 with output:
+    share_slot = st.container()  # Share sits at the top of the results, as on every page
     scatter = st.container()
     tabs = st.tabs(["Manifold grid", "Traversals", "Interpolation", "KL and active units"])
     with tabs[0]:
@@ -42,8 +43,10 @@ boxes = dict(zip(("projection", "grid", "traversal", "interpolation", "statistic
 results = page.results_and_panels(view, picked, boxes, keys)
 if results:
     with footer:
-        downloads(f"latent-{model}", results, main="projection/mu", table=page.table(results), key="latent")
-        if picked.ready:
+        downloads(f"latent-{model}", results, main="projection/mu", table=page.table(results), key="latent",
+                  source=input_identity(picked.ref))
+    if picked.ready:
+        with share_slot:
             view = share_button(view, title=f"Latent space · {model} · {projection.method} · {picked.label}",
                                 inputs={"pixels": picked.pixels}, results=results, models=(model,))
     binding.publish(view)

@@ -11,7 +11,7 @@ from app.links.codec import canonical
 from app.ui import messages, session
 from app.ui.pickers import input_picker, no_input
 from app.ui.settings import settings
-from app.ui.sharing import downloads, share_button
+from app.ui.sharing import downloads, input_identity, share_button
 from app.ui.widgets import params_form
 
 st.title("Synthesizers")
@@ -31,6 +31,7 @@ with settings(controls, keys) as ui:
 
 view = binding.settle(bound, SynthesizerView(picked.ref, seed.layer, seed.head, canonical(stats)))
 with output:
+    share_slot = st.container()  # Share sits at the top of the results, as on every page
     results = None if no_input(picked) else page.synthesizer_results(view, picked.pixels)
     if results:
         models = page.models_in(results)
@@ -43,7 +44,9 @@ with output:
         st.subheader("Input-dependence per head", divider="gray")
         table = page.head_statistics(results, view)
         page.mixture(results)
-        downloads("synthesizers", results, main=f"{models[0]}.attention/attentions", table=table, key="synthesizers")
-        view = share_button(view, title=f"Synthesizers · layer {layer} head {head} · {picked.label}",
-                            inputs={"pixels": picked.pixels}, results=results, models=tuple(models))
+        downloads("synthesizers", results, main=f"{models[0]}.attention/attentions", table=table, key="synthesizers",
+                  source=input_identity(picked.ref))
+        with share_slot:
+            view = share_button(view, title=f"Synthesizers · layer {layer} head {head} · {picked.label}",
+                                inputs={"pixels": picked.pixels}, results=results, models=tuple(models))
     binding.publish(view)
