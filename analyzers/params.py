@@ -231,5 +231,4 @@ def baseline_param(default: str = "black") -> Any:
     """The shared ``baseline`` field: the reference input attributions are measured against."""
     return param(default, choices=BASELINES, help=(
         "Reference input: black (zeros), white (ones), blur (Gaussian-blurred input), uniform "
-        "(noise, averaged over baseline_draws draws), heldout_mean (mean held-out image), "
-        "custom (a tensor passed to the function)"))
+        "(noise, averaged over baseline_draws draws), heldout_mean (mean held-out image)"))

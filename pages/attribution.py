@@ -32,7 +32,7 @@ with settings(controls, keys) as ui:
     params = params_form(params_cls, current, keys, prefix=method, labels=catalogue.target_labels(model), host=ui)
     picked = input_picker(keys, seed.input, host=ui)
 
-view = binding.settle(bound, AttributionView(model, method, canonical(params), picked.ref, seed.check))
+view = binding.settle(bound, AttributionView(model, method, canonical(params or current), picked.ref, seed.check))
 binding.publish(view)
 
 with output:
@@ -42,6 +42,9 @@ with output:
         provenance(saved)
         results = dict(saved.results)
     elif no_input(picked):
+        results = {}
+    elif params is None:  # out of range: said beside the control; no stale result
+        messages.info("No result while a parameter is out of range: change it as the message says.")
         results = {}
     else:
         attribution = page.attribution_only(model, method, params, picked.pixels)

@@ -43,6 +43,9 @@ if saved is not None:
     results = saved.results
 elif no_input(picked):
     results = {}
+elif not all(c.valid for c in columns):  # out of range: said in the column; no stale result
+    messages.info("No result while a column's parameter is out of range: change it as the message says.")
+    results = {}
 else:
     results = page.compare_results(view.columns, picked.pixels)
 if results:

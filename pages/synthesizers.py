@@ -27,7 +27,8 @@ controls, output = st.columns([1, 2.6], gap="large")
 with settings(controls, keys) as ui:
     picked = input_picker(keys, seed.input, host=ui)
     with ui.expander("Input-dependence measure"):
-        stats = params_form(type(seed.stats_object()), seed.stats_object(), keys, prefix="stats", host=ui)
+        stats = params_form(type(seed.stats_object()), seed.stats_object(), keys, prefix="stats",
+                            host=ui) or seed.stats_object()
 
 view = binding.settle(bound, SynthesizerView(picked.ref, seed.layer, seed.head, canonical(stats)))
 with output:

@@ -148,9 +148,21 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", v
 
 @built_fast
 def scores_chart(labels: Sequence[str], scores: np.ndarray, predicted: int | None = None,
-                 value_name: str = "probability") -> alt.Chart:
-    """Class scores as bars, the predicted class highlighted."""
-    return bar_chart(labels, scores, title="Class scores", value_name=value_name, highlight=predicted)
+                 value_name: str = "probability", explained: int | None = None) -> alt.Chart:
+    """Class scores as bars: the predicted class in red, the explained one (when another) in orange."""
+    if explained is None or explained == predicted:
+        return bar_chart(labels, scores, title="Class scores", value_name=value_name, highlight=predicted)
+    roles = ["predicted" if i == predicted else "explained" if i == explained else "" for i in range(len(labels))]
+    df = pd.DataFrame({"label": [str(v) for v in labels], value_name: np.asarray(scores, dtype=np.float64),
+                       "role": roles})
+    return alt.Chart(df, title="Class scores").mark_bar().encode(
+        x=alt.X("label:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y(f"{value_name}:Q", title=value_name),
+        color=alt.Color("role:N", title=None, scale=alt.Scale(domain=["predicted", "explained", ""],
+                                                              range=["#d62728", "#ff7f0e", "#8fa8c8"]),
+                        legend=alt.Legend(orient="bottom", values=["predicted", "explained"])),
+        tooltip=[alt.Tooltip("label:N"), alt.Tooltip("role:N"), alt.Tooltip(f"{value_name}:Q", format=".4f")],
+    ).properties(width=260, height=220, autosize=PAD)
 
 
 @built_fast

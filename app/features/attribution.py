@@ -138,10 +138,11 @@ def attribution_heatmap(result: Any, *, vmax: float | None = None, title: str = 
 
 
 def class_scores(result: Any, i: int = 0, key: str = "scores") -> None:
-    """The class scores (or latent means) as bars, the prediction highlighted."""
-    pred = int(result.predictions[i])
+    """The class scores (or latent means) as bars, the prediction highlighted and the explained class beside it."""
+    pred, target = int(result.predictions[i]), int(result.targets[i])
     show_built(result, key, "Class scores", lambda: scores_chart(
-        result.labels, result.scores[i], pred if pred >= 0 else None, "score"), variant=str(i))
+        result.labels, result.scores[i], pred if pred >= 0 else None, "score",
+        explained=target if 0 <= target < len(result.labels) else None), variant=str(i))
 
 
 def curves(result: Any, i: int = 0, key: str = "curves") -> None:

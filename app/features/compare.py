@@ -12,7 +12,7 @@ and ``scale=shared`` or ``scale=per_column`` when the person overrides the autom
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -41,6 +41,7 @@ class Column:
     model: str
     method: str
     params: Params = ()  # canonical; empty = the method's defaults
+    valid: bool = field(default=True, compare=False, repr=False)  # False while its form holds a bad value
 
     def __post_init__(self) -> None:
         if not self.params:  # canonical form: every field
@@ -149,7 +150,7 @@ def column_picker(keys: session.WidgetKeys, i: int, prior: Column, host: Any = s
     with host.expander(f"Parameters of column {i + 1}") as place:
         params = params_form(cls, current, keys, prefix=f"col{i}.{method}", labels=target_labels(model),
                              host=place)
-    return Column(model, method, canonical(params))
+    return Column(model, method, canonical(params or current), valid=params is not None)
 
 
 def scale_picker(keys: session.WidgetKeys, prior: str, host: Any = st) -> str:

@@ -256,7 +256,7 @@ def grid_settings(keys: session.WidgetKeys, seed: LatentView, model: str) -> Any
 def part_settings(keys: session.WidgetKeys, seed: LatentView, model: str, part: str) -> Any:
     """Traversal or interpolation settings drawn from their params dataclass."""
     current = _current(seed, model, part)
-    return params_form(type(current), current, keys, prefix=part)
+    return params_form(type(current), current, keys, prefix=part) or current
 
 
 # --------------------------------------------------------------------------- results

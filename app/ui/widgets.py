@@ -23,8 +23,30 @@ MAIN_FIELDS = 3  # fields shown directly; the rest go into "More parameters"
 HIDDEN_CHOICES = frozenset({"custom"})
 
 
+# What each field is called on screen: the science, not the code. The code's name (captum's, and the
+# link's) is given in the help text, so both stay findable.
+LABELS = {
+    "target": "Explained class", "n_steps": "Path steps", "method": "Quadrature rule", "baseline": "Baseline",
+    "baseline_draws": "Noise baselines averaged", "blur_sigma": "Blur radius σ (pixels)",
+    "internal_batch_size": "Inputs per pass (0: automatic)", "seed": "Random seed", "abs": "Absolute values",
+    "base": "Method averaged over noise", "nt_type": "Noise aggregation", "nt_samples": "Noisy copies",
+    "stdevs": "Noise level σ (pixel units)", "n_samples": "Points on the paths", "window": "Window (pixels)",
+    "stride": "Stride (pixels)", "perturbations_per_eval": "Windows per pass (0: automatic)",
+    "head_fusion": "Head fusion", "gradient_rollout": "Gradient rollout", "dependence": "Input-dependence measure",
+    "n_neighbors": "Neighbours (UMAP)", "min_dist": "Minimum distance (UMAP)", "perplexity": "Perplexity (t-SNE)",
+    "n": "Grid points per side", "span": "Probability mass covered", "k": "Sweep (prior σ)",
+    "steps": "Images per dimension", "samples": "Samples",
+}
+
+
 def _label(name: str) -> str:
-    return name  # captum's own names: the same words as in the URL and the papers
+    """A field's name on screen (the code's own name when there is no better one)."""
+    return LABELS.get(name, name)
+
+
+def _help(spec: Any) -> str:
+    """The field's help, ending with its name in links and in captum."""
+    return f"{spec.help} (`{spec.name}` in links)" if spec.name in LABELS else spec.help
 
 
 def _target_options(labels: Sequence[str]) -> list[int]:
@@ -32,25 +54,26 @@ def _target_options(labels: Sequence[str]) -> list[int]:
 
 
 def _draw(spec: Any, key: str, labels: Sequence[str], host: Any) -> None:
-    """Draw the widget for one field under ``key`` (its value is read from session state)."""
+    """Draw the widget for one field under ``key`` (its value is read from session state).
+
+    Numbers have no bounds in the widget: a value out of range reaches the params' own check and
+    shows a visible error (a bounded widget would silently keep the old value and the old result).
+    """
+    label, hint = _label(spec.name), _help(spec)
     if spec.name == "target" and labels:
-        host.selectbox(_label(spec.name), _target_options(labels), key=key, help=spec.help,
+        host.selectbox(label, _target_options(labels), key=key, help=hint,
                        format_func=lambda i: "predicted class" if i < 0 else f"{i} ({labels[i]})")
     elif spec.type is bool:
-        host.checkbox(_label(spec.name), key=key, help=spec.help)
+        host.checkbox(label, key=key, help=hint)
     elif spec.choices:
-        host.selectbox(_label(spec.name), [c for c in spec.choices if c not in HIDDEN_CHOICES], key=key,
-                       help=spec.help)
+        host.selectbox(label, [c for c in spec.choices if c not in HIDDEN_CHOICES], key=key, help=hint)
     elif spec.type is int:
-        host.number_input(_label(spec.name), min_value=spec.min, max_value=spec.max, step=1, key=key,
-                          help=spec.help)
+        host.number_input(label, step=1, key=key, help=hint)
     elif spec.type is float:
         step = (spec.max - spec.min) / 100 if spec.min is not None and spec.max is not None else 0.01
-        host.number_input(_label(spec.name), min_value=float(spec.min) if spec.min is not None else None,
-                          max_value=float(spec.max) if spec.max is not None else None, step=float(step),
-                          format="%g", key=key, help=spec.help)
+        host.number_input(label, step=float(step), format="%g", key=key, help=hint)
     else:
-        host.text_input(_label(spec.name), key=key, help=spec.help, max_chars=200)
+        host.text_input(label, key=key, help=hint, max_chars=200)
 
 
 def _options(spec: Any, labels: Sequence[str]) -> list[Any] | None:
@@ -73,10 +96,10 @@ def params_form(cls: type, current: Any, keys: WidgetKeys, *, prefix: str,
         host: where the widgets go: ``st`` (the current container) or a :class:`SettingsSummary`.
 
     Returns:
-        A validated instance of ``cls``; if the widgets' values do not fit together, an error
-        is shown and ``current`` is returned.
+        A validated instance of ``cls``, or None after showing what is wrong when a value is out of
+        range or the values do not fit together (the page then shows no result, not a stale one).
     """
-    specs = field_specs(cls)
+    specs = sorted(field_specs(cls), key=lambda s: s.name != "target")  # what is explained comes first
     values: dict[str, Any] = {}
     for spec in specs[:MAIN_FIELDS]:
         values[spec.name] = _field(spec, current, keys, prefix, labels, host)
@@ -87,8 +110,8 @@ def params_form(cls: type, current: Any, keys: WidgetKeys, *, prefix: str,
     try:
         return cls(**values)
     except (ParamError, TypeError) as e:
-        messages.error(f"These parameters do not fit together: {e}")
-        return current
+        messages.error(f"{e}. Change it to see a result.")
+        return None
 
 
 def _field(spec: Any, current: Any, keys: WidgetKeys, prefix: str, labels: Sequence[str], host: Any) -> Any:

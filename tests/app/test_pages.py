@@ -69,7 +69,7 @@ def test_a_share_link_reproduces_identical_numbers_in_a_fresh_session(monkeypatc
     assert any("numbers are the saved ones" in c.value for c in second.caption)
     assert second.query_params == {"id": link}
     summary = settings_summary(second)
-    assert summary is not None and "**n_steps** 16" in summary, summary
+    assert summary is not None and "**Path steps** 16" in summary, summary
     change_settings(second)
     assert second.number_input(key=WidgetKeys("attribution").name("integrated_gradients.n_steps")).value == 16
     assert numbers(second) == shown and second.query_params == {"id": link}
@@ -95,8 +95,8 @@ def test_a_link_opens_as_a_report_of_its_settings_until_the_person_asks_to_chang
     assert summary is not None
     lines = summary.split("  \n")[1:]
     # every setting with the link's value, those under "More parameters" included, and no controls
-    assert {"**Model** vit-dot · attention", "**Method** Integrated Gradients", "**n_steps** 16",
-            "**baseline** blur", "**internal_batch_size** 8", "**Input** Held-out digit", "**Digit class** 3",
+    assert {"**Model** vit-dot · attention", "**Method** Integrated Gradients", "**Path steps** 16",
+            "**Baseline** blur", "**Inputs per pass (0: automatic)** 8", "**Input** Held-out digit", "**Digit class** 3",
             "**Example** #300"} <= set(lines), lines
     assert not second.selectbox and not second.number_input and not second.radio
     assert numbers(second) == shown

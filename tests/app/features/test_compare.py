@@ -183,5 +183,5 @@ def test_the_default_columns_are_each_normalised_and_a_shared_link_lists_every_c
     again = open_page("compare", {"id": link})
     assert not again.exception and numbers(again) == shown
     lines = settings_summary(again).split("  \n")
-    assert {"**Method 2** Occlusion", "**window** 6", "**Colour scale** automatic (by units)"} <= set(lines), lines
+    assert {"**Method 2** Occlusion", "**Window (pixels)** 6", "**Colour scale** automatic (by units)"} <= set(lines), lines
     assert len(again.table) == 1
