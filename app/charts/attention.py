@@ -24,6 +24,10 @@ SMALL = 64  # px, side of a map in a small-multiples grid
 
 CLS = "CLS"
 
+LABEL_PX = 12  # px between two token labels of 10 px text; denser tokens are named every k-th on the axes
+TOKEN_LABEL_LIMIT = 70  # px, the longest token label on an axis (the tooltip names every token in full)
+TOKEN_GUTTER = 104  # px left of a token map's cells: the axis title, the query labels, the padding
+
 
 # --------------------------------------------------------------------------- cells
 
@@ -68,21 +72,42 @@ _MAP_TOOLTIP = [alt.Tooltip("query:N", title="query (row)"), alt.Tooltip("key:N"
                 alt.Tooltip("weight:Q", format=".4f")]
 
 
+def token_axis_values(labels: Sequence[str], cell: float) -> list[str]:
+    """The token labels an axis shows at ``cell`` px per token: every one when there is room, else every k-th.
+
+    The last token ([SEP]) is always named; labels stay at least :data:`LABEL_PX` apart, so none overlap.
+    """
+    step = max(1, math.ceil(LABEL_PX / max(cell, 1e-9)))
+    idx = list(range(0, len(labels), step))
+    if len(idx) > 1 and idx[-1] != len(labels) - 1:
+        idx[-1] = len(labels) - 1  # at least step + 1 after the one before
+    return [labels[i] for i in idx]
+
+
+def _token_axes(base: alt.Chart, labels: Sequence[str], cell: float) -> alt.Chart:
+    """Keys on x and queries on y, named by token (every k-th when dense), sized so none overlap or spill."""
+    order = list(dict.fromkeys(labels))
+    shown = token_axis_values(order, cell)
+    axis = {"values": shown, "labelOverlap": False, "labelLimit": TOKEN_LABEL_LIMIT, "labelFontSize": 10,
+            "labelPadding": 3, "titleFontSize": 11, "titlePadding": 4, "ticks": False, "domain": False}
+    return base.encode(x=alt.X("key:N", sort=order, title="key", axis=alt.Axis(labelAngle=-50 if cell >= 16 else -90,
+                                                                               **axis)),
+                       y=alt.Y("query:N", sort=order, title="query", axis=alt.Axis(**axis)))
+
+
 @built_fast
 def attention_map_chart(attention: np.ndarray, labels: Sequence[str], title: str = "", vmax: float | None = None,
                         size: int = MAP_SIZE, token_axes: bool = False) -> alt.Chart:
-    """One (T, T) attention map: rows are queries, columns keys; token names on the axes if asked."""
+    """One (T, T) attention map: rows are queries, columns keys; token names on the axes if asked.
+
+    With ``token_axes`` the chart is ``size`` px plus :data:`TOKEN_GUTTER` wide; the axes name every
+    token that has room (every k-th otherwise) and the tooltip names each cell's query and key.
+    """
     df = map_frame(attention, labels)
     T = attention.shape[-1]
-    base = alt.Chart(df, title=title).mark_rect()
-    if token_axes:  # text: name every token on both axes
-        order = list(dict.fromkeys(labels))
-        axis = {"labelOverlap": False, "labelLimit": 110, "ticks": False, "domain": False}
-        chart = base.encode(x=alt.X("key:N", sort=order, title="key", axis=alt.Axis(labelAngle=-50, **axis)),
-                            y=alt.Y("query:N", sort=order, title="query", axis=alt.Axis(**axis)))
-    else:
-        chart = cells(base, (T, T))
     side = fit(size, T)
+    base = alt.Chart(df, title=title).mark_rect()
+    chart = _token_axes(base, labels, side / T) if token_axes else cells(base, (T, T))
     return chart.encode(color=_weight_color(vmax), tooltip=_MAP_TOOLTIP).properties(
         width=side, height=side, autosize=PAD)
 
@@ -154,12 +179,19 @@ def head_grid_chart(maps: np.ndarray, title: str = "", vmax: float | None = None
         layers = [under, cells]
     frame = alt.Chart().transform_filter("datum.chosen").transform_aggregate(n="count()", groupby=["layer", "head"])
     frame = frame.mark_rect(fill=None, stroke="#e4572e", strokeWidth=3).encode(
-        x=alt.X(datum=0, scale=xs), x2=alt.X2(datum=side), y=alt.Y(datum=0, scale=ys), y2=alt.Y2(datum=side))
+        x=alt.X(datum=0, scale=xs, axis=None), x2=alt.X2(datum=side), y=alt.Y(datum=0, scale=ys, axis=None),
+        y2=alt.Y2(datum=side))
     layered = alt.layer(*layers, frame, data=df).properties(width=fit(cell, side), height=fit(cell, side))
     return layered.facet(
-        row=alt.Row("layer:O", title="layer", header=alt.Header(labelAngle=0)),
-        column=alt.Column("head:O", title="head"), title=title,
+        row=alt.Row("layer:O", title=None, header=_grid_header("layer")),
+        column=alt.Column("head:O", title=None, header=_grid_header("head")), title=title, bounds="flush",
     ).configure_facet(spacing=4).properties(autosize=PAD)
+
+
+def _grid_header(name: str) -> alt.Header:
+    """Each row or column of a layer x head grid named in full ("layer 2", "head 11")."""
+    return alt.Header(labelExpr=f"'{name} ' + datum.value", labelAngle=0, labelFontSize=11, labelPadding=4,
+                      labelAlign="left" if name == "layer" else "center")  # right-aligned, Vega reserves twice the width
 
 
 @built_fast
@@ -261,6 +293,30 @@ def head_stat_chart(stats: Mapping[str, np.ndarray], value_name: str, title: str
     return alt.layer(cells, text, data=df).properties(width=alt.Step(cell), height=alt.Step(cell * 0.75)).facet(
         alt.Facet("model:N", title=None, sort=list(stats)), columns=columns, title=title,
     ).configure_facet(spacing=14).properties(autosize=PAD)
+
+
+@built_fast
+def head_stats_chart(stats: Mapping[str, np.ndarray], formats: Mapping[str, str], title: str = "", cell: int = 23,
+                     columns: int = 2) -> alt.ConcatChart:
+    """Several statistics of every head, a layer x head table each (``columns`` per row), each on its own scale."""
+    panels = []
+    for name, values in stats.items():
+        df = stat_frame({name: values}, "value")
+        df["label"] = [format(v, formats.get(name, ".2f")) for v in df["value"]]
+        vmax = float(max(df["value"].max(), 1e-12))
+        df["dark"] = df["value"] > 0.55 * vmax
+        axis = {"labelFontSize": 10, "titleFontSize": 11, "labelPadding": 3, "titlePadding": 4, "labelOverlap": False}
+        base = alt.Chart(df, title=alt.Title(name, fontSize=12, anchor="start")).encode(
+            x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0, **axis)),
+            y=alt.Y("layer:O", title="layer", axis=alt.Axis(**axis)))
+        rects = base.mark_rect().encode(
+            color=alt.Color("value:Q", title=name, scale=alt.Scale(scheme="blues", domain=[0, vmax]), legend=None),
+            tooltip=[alt.Tooltip("layer:O"), alt.Tooltip("head:O"), alt.Tooltip("value:Q", title=name, format=".4g")])
+        text = base.mark_text(fontSize=9).encode(
+            text="label:N", color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))
+        panels.append(alt.layer(rects, text).properties(width=alt.Step(cell), height=alt.Step(cell * 0.75)))
+    return alt.concat(*panels, columns=columns, title=title, spacing=14).resolve_scale(color="independent").properties(
+        autosize=PAD)
 
 
 @built_fast

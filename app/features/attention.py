@@ -2,7 +2,7 @@
 
 A digit (or two sentences for a text model) through one model; every layer and head as small
 multiples, the chosen head in full, rollout and gradient rollout over the image, and for text
-the similarity attribution (LayerIG) as coloured tokens.
+the similarity attribution (LayerIG) as coloured tokens (the text panels: :mod:`app.features.attention_text`).
 
 Link: ``/attention?model=vit-dot&sample=17&layer=2&head=1&head_fusion=max`` or
 ``/attention?model=minilm&a=A+man+plays+guitar.&b=Someone+makes+music.&layer=5&head=3``.
@@ -22,6 +22,7 @@ import streamlit as st
 
 from analyzers import AttentionParams, IGParams, field_specs
 from app.charts import attention as charts
+from app.features.attention_text import sentence_map, similarity, text_attention
 from app.links import binding
 from app.links.catalogue import attention_models, is_text_model, target_labels
 from app.links.codec import (
@@ -39,10 +40,6 @@ from app.ui.widgets import build_params
 
 DEFAULT_MODEL = "vit-dot"
 DEFAULT_TEXTS = ("A man is playing a guitar on stage.", "Someone performs music for a crowd.")
-
-MAX_TOKENS = 128  # MiniLM's cap (model_zoo.minilm.MiniLMConfig.max_tokens)
-
-GRID_WIDTH = 500  # px available to a row of small multiples
 
 
 # --------------------------------------------------------------------------- link
@@ -292,82 +289,13 @@ def rollouts(result: Any, pixels: np.ndarray) -> None:
                 charts.overlay_chart(pixels, heat[0], title, value_name="relevance", vmin=float(heat[0].min())), None))
 
 
-def _token_size(tokens: tuple[str, ...]) -> int:
-    return min(420, max(160, 22 * len(tokens)))
-
-
-def _sentence_map(attn: np.ndarray, tokens: tuple[str, ...]) -> np.ndarray:
-    n = len(tokens)
-    return attn[..., :n, :n]
-
-
-def text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys) -> None:
-    """Sentence attention: the chosen head per sentence with token axes, every head, rollouts."""
-    attn = result.attentions  # (L, 2, H, T, T), padded to the longer sentence
-    counts = [len(t) for t in result.tokens]
-    st.caption(f"Tokens: sentence A {counts[0]}, sentence B {counts[1]} (with [CLS] and [SEP]; MiniLM reads at most "
-               f"{MAX_TOKENS}). Rows are queries, columns keys; each row sums to 1.")
-    places, menus = st.columns(2), st.columns(2)  # the sentences' maps differ in height; their menus line up below
-    for col, menu, name, b in zip(places, menus, "AB", (0, 1)):
-        with col:
-            tokens = result.tokens[b]
-            labels = charts.token_labels(len(tokens), tokens)
-            m = _sentence_map(attn[layer, b, head], tokens)
-            show_built(result, f"text-map-{name}-{layer}-{head}", f"Attention map {name}", lambda: (
-                charts.attention_map_chart(m, labels, f"Sentence {name}: layer {layer}, head {head}", token_axes=True,
-                                           size=_token_size(tokens)), charts.map_frame(m, labels)),
-                slot=f"text-map-{name}", menu=menu)
-    st.subheader("Every layer and head", divider="gray")
-    which = st.radio("Sentence", ("A", "B"), horizontal=True, key=keys.key("grid.sentence", "A", ("A", "B")))
-    st.caption("Every head of every layer for one sentence, one colour scale (square root, so that weak weights "
-               "still show). Hover a cell for its query and key tokens.")
-    b = "AB".index(which)
-    tokens = result.tokens[b]
-    grid = _sentence_map(attn[:, b], tokens)  # (L, H, n, n)
-    labels = charts.token_labels(len(tokens), tokens)
-    cell = max(24, min(56, GRID_WIDTH // grid.shape[1]))
-    show_built(result, f"text-grid-{which}", "Attention per layer and head", lambda: (
-        charts.head_grid_chart(grid, labels=labels, cell=cell), charts.grid_maps_frame(grid, labels)))
-    st.subheader("Rollout", divider="gray")
-    places, menus = st.columns(2), st.columns(2)
-    for col, menu, name, b in zip(places, menus, "AB", (0, 1)):
-        with col:
-            tokens = result.tokens[b]
-            labels = charts.token_labels(len(tokens), tokens)
-            m = _sentence_map(result.rollout[b], tokens)
-            show_built(result, f"text-rollout-{name}", f"Rollout {name}", lambda: (
-                charts.attention_map_chart(m, labels, f"Rollout, sentence {name}", token_axes=True,
-                                           size=_token_size(tokens)), charts.map_frame(m, labels)), menu=menu)
-
-
-def similarity(result: Any) -> None:
-    """Which tokens make the two sentences similar: LayerIG of cos(A, B) per token, as coloured tokens."""
-    st.subheader("Similarity attribution", divider="gray")
-    st.caption("Layer Integrated Gradients on the word embeddings of each sentence, explaining the cosine similarity "
-               "of the two sentence embeddings (the other sentence held fixed; baseline: [PAD] tokens). "
-               "Red tokens raise the similarity, blue ones lower it. One colour scale for both sentences.")
-    st.metric("cos(A, B)", f"{float(result.f_x[0]):.4f}")
-    sentences = {f"Sentence {name}": (result.tokens[i], np.asarray(result.attributions[i][: len(result.tokens[i])]))
-                 for i, name in enumerate("AB")}
-    show_built(result, "similarity", "Similarity attribution", lambda: (
-        charts.token_attribution_chart(sentences),
-        pd.concat([charts.token_attribution_frame(t, a).assign(sentence=n) for n, (t, a) in sentences.items()])))
-    for i, name in enumerate("AB"):
-        rel = float(result.rel_error[i])
-        st.caption(f"Sentence {name}: Σ attributions {float(np.sum(result.attributions[i])):.4f}, "
-                   f"cos − cos(baseline) {float(result.f_x[i] - result.f_baseline[i]):.4f}, "
-                   f"completeness error {rel:.2%}.")
-        if bool(result.flagged[i]):
-            messages.warning(f"Sentence {name}: {result.advice[i]}")
-
-
 def attention_table(results: dict[str, Any], layer: int, head: int) -> pd.DataFrame:
     """The chosen head's map(s) as a table (query, key, weight) for the CSV download."""
     result = results["attention"]
     frames = []
     for b in range(result.attentions.shape[1]):
         tokens = result.tokens[b] if result.tokens else ()
-        m = _sentence_map(result.attentions[layer, b, head], tokens) if tokens else result.attentions[layer, b, head]
+        m = sentence_map(result.attentions[layer, b, head], tokens) if tokens else result.attentions[layer, b, head]
         labels = charts.token_labels(m.shape[-1], tokens)
         frames.append(charts.map_frame(m, labels).assign(input=b, layer=layer, head=head))
     return pd.concat(frames, ignore_index=True)
