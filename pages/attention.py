@@ -22,7 +22,10 @@ with settings(controls, keys) as ui:
     source = page.attention_input(keys, seed, model, host=ui)
     params = page.attention_params(keys, seed, model, host=ui)
 
-if source is not None:
+if source is not None and source.problem:
+    with output:
+        messages.info(source.problem)
+elif source is not None:
     view = binding.settle(bound, AttentionView(model, source.ref, source.texts, seed.layer, seed.head,
                                                canonical(params)))
     with output:

@@ -35,7 +35,7 @@ from app.ui import messages, session
 from app.ui.figures import show_built
 from app.ui.pickers import input_picker
 from app.ui.results import computed, results_for
-from app.ui.sharing import downloads, share_button
+from app.ui.sharing import downloads, input_identity, share_button
 from app.ui.widgets import build_params
 
 DEFAULT_MODEL = "vit-dot"
@@ -103,11 +103,12 @@ class AttentionInput:
     texts: tuple[str, str]
     label: str
     pixels: np.ndarray | None = None  # (28, 28) for image models
+    problem: str = ""  # why there is no digit yet (nothing uploaded, or the upload was refused)
 
     @property
     def is_text(self) -> bool:
         """True for two sentences, False for a digit."""
-        return self.pixels is None
+        return self.pixels is None and not self.problem
 
 
 def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str,
@@ -118,7 +119,7 @@ def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str,
     """
     if not is_text_model(model):
         picked = input_picker(keys, seed.input, host=host)
-        return AttentionInput(picked.ref, seed.texts, picked.label, picked.pixels)
+        return AttentionInput(picked.ref, seed.texts, picked.label, picked.pixels, picked.problem)
     texts = []
     for name, text in zip("AB", seed.texts):
         raw = host.text_area(f"Sentence {name}", key=keys.key(f"text.{name}", text), max_chars=MAX_TEXT_CHARS,
@@ -198,6 +199,7 @@ def attention_panel(bound: Any, view: AttentionView, source: AttentionInput, res
     they are). Call :func:`seed_layer_and_head` first in the same run.
     """
     keys = session.WidgetKeys(AttentionView.PAGE)  # seeded by the full run: never re-seeded here
+    share_slot = st.container()  # Share sits at the top of the results, as on every page
     result = results["attention"]
     L, _, H = result.attentions.shape[:3]
     left, right = st.columns(2)
@@ -212,10 +214,12 @@ def attention_panel(bound: Any, view: AttentionView, source: AttentionInput, res
     else:
         image_attention(result, layer, head)
     downloads(f"attention-{view.model}", results, main="attention/attentions",
-              table=attention_table(results, layer, head), key="attention")
+              table=attention_table(results, layer, head), key="attention",
+              source=input_identity(texts=source.texts) if source.is_text else input_identity(source.ref))
     inputs = {} if source.is_text else {"pixels": source.pixels}
-    view = share_button(view, title=f"Attention · {view.model} · {source.label}", inputs=inputs,
-                        results=results, models=(view.model,))
+    with share_slot:
+        view = share_button(view, title=f"Attention · {view.model} · {source.label}", inputs=inputs,
+                            results=results, models=(view.model,))
     binding.publish(view)
 
 

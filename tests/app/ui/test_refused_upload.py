@@ -47,3 +47,14 @@ def test_a_refused_upload_shows_what_was_refused_and_no_result(page, query):
 
     at.file_uploader(key=keys.name("upload")).set_value(("one.png", _png(), "image/png")).run()
     assert not at.exception and "Prediction" in numbers(at), "a valid upload is analysed"
+
+
+def test_the_attention_page_shows_no_maps_for_a_refused_upload():
+    keys = WidgetKeys("attention")
+    at = open_page("attention", {"model": "vit-dot", "sample": "0"})
+    assert at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")
+    at.radio(key=keys.name("source")).set_value("Upload").run()
+    at.file_uploader(key=keys.name("upload")).set_value(("drawing.svg", SVG, "image/svg+xml")).run()
+    assert not at.exception
+    assert not at.get("vega_lite_chart") and not at.get("arrow_vega_lite_chart"), "no maps of held-out #0"
+    assert any(i.startswith("The uploaded file was not used") for i in infos(at)), infos(at)
