@@ -23,13 +23,13 @@ import time
 
 import numpy as np
 
-try:  # the house in rooms
-    from app.runtime import compute, jobs
-    from app.runtime.guards import AnalysisError
-except ImportError:  # before it: one lock per model, no visitors
+try:  # before the house was in rooms: one lock per model, no visitors
     from app import compute  # type: ignore[no-redef]
     from app.compute import AnalysisError  # type: ignore[no-redef]
     jobs = None  # type: ignore[assignment]
+except ImportError:  # the house in rooms
+    from app.runtime import compute, jobs
+    from app.runtime.guards import AnalysisError
 from analyzers import IGParams
 
 MODEL = "capsnet"
