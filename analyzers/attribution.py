@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from captum.attr import (
-    GradientShap, InputXGradient, IntegratedGradients, LayerIntegratedGradients, NoiseTunnel, Occlusion, Saliency,
-)
+from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients, NoiseTunnel, Occlusion, Saliency
+from captum.attr._core.gradient_shap import InputBaselineXGradient
 
 from .baselines import make_baselines
 from .batching import AUTO, Batching
@@ -40,6 +39,7 @@ MIN_GAP = 1e-4  # floor of |F(x) - F(baseline)| in the relative error
 # cores, where 8 was 1.2-2x slower and, for capsnet, 512 and more 1.3x slower (bench/batch.py).
 IG_CPU_BATCH = 128  # interpolated inputs per pass
 OCCLUSION_CPU_BATCH = 32  # occluded copies per pass
+GRADIENT_SHAP_CPU_BATCH = IG_CPU_BATCH  # GradientSHAP's noisy points per pass (a gradient each, like IG's)
 # MiniLM's path points cost far more memory: 128 per pass peaked 117 MB higher than 64 for 7 % less time.
 TEXT_IG_CPU_BATCH = 64
 
@@ -62,8 +62,8 @@ class IGParams(Params):
     baseline_draws: int = param(8, min=1, max=64, help="Number of uniform-noise baselines averaged over")
     blur_sigma: float = _blur_param()
     internal_batch_size: int = param(AUTO, min=0, max=1024, help="Interpolated inputs per forward pass; 0: as many "
-                                     f"as fit in the GPU's free memory (on the CPU {IG_CPU_BATCH}, for text "
-                                     f"{TEXT_IG_CPU_BATCH})")
+                                     "as fit in the memory budget and the GPU's free memory (on the CPU up to "
+                                     f"{IG_CPU_BATCH}, for text {TEXT_IG_CPU_BATCH})")
     target: int = target_param()
     seed: int = _seed_param()
 
@@ -98,7 +98,8 @@ class SmoothGradParams(Params):
     stdevs: float = param(0.15, min=0.0, max=1.0, help="Standard deviation of the Gaussian noise, in pixel units")
     n_steps: int = param(16, min=2, max=1024, help="Steps of Integrated Gradients when it is the base")
     internal_batch_size: int = param(AUTO, min=0, max=1024, help="Interpolated inputs per forward pass of the IG "
-                                     f"base; 0: as many as fit in the GPU's free memory ({IG_CPU_BATCH} on the CPU)")
+                                     f"base; 0: as many as fit in the memory budget and the GPU's free memory "
+                                     f"(up to {IG_CPU_BATCH} on the CPU)")
     target: int = target_param()
     seed: int = _seed_param()
 
@@ -133,7 +134,8 @@ class OcclusionParams(Params):
     baseline: str = baseline_param()
     blur_sigma: float = _blur_param()
     perturbations_per_eval: int = param(AUTO, min=0, max=1024, help="Occluded copies per forward pass; 0: as many "
-                                        f"as fit in the GPU's free memory ({OCCLUSION_CPU_BATCH} on the CPU)")
+                                        f"as fit in the memory budget and the GPU's free memory (up to "
+                                        f"{OCCLUSION_CPU_BATCH} on the CPU)")
     target: int = target_param()
     seed: int = _seed_param()
 
@@ -385,19 +387,50 @@ def _smoothgrad(f: ScoreFn, x, t, p: SmoothGradParams, custom, batching: Batchin
     return _Computed(halving_on_oom(run, batch) if use_ig else run(0), torch.zeros_like(x) if use_ig else None)
 
 
-def _gradient_shap(f: ScoreFn, x, t, p: GradientShapParams, custom, batching) -> _Computed:
-    gs, attrs, deltas, fbs, bases = GradientShap(f), [], [], [], []
+def _gradient_shap(f: ScoreFn, x, t, p: GradientShapParams, custom, batching: Batching) -> _Computed:
+    attrs, deltas, fbs, bases = [], [], [], []
     for i in range(x.shape[0]):  # one example at a time: its samples depend only on the seed
         dist = make_baselines(x[i:i + 1], p.baseline, draws=p.baseline_draws, sigma=p.blur_sigma, seed=p.seed,
                               custom=None if custom is None else custom.expand_as(x)[i:i + 1])[:, 0]  # (k, 1, 28, 28)
-        with _seeded(p.seed, x.device):
-            a, d = gs.attribute(x[i:i + 1], baselines=dist, n_samples=p.n_samples, stdevs=p.stdevs,
-                                target=int(t[i]), return_convergence_delta=True)
+        a, d = _shap_example(f, x[i:i + 1], dist, int(t[i]), p, batching)
         attrs.append(a)
         deltas.append(d.mean().view(1))
         fbs.append(_no_grad_scores(f, dist, t[i].repeat(len(dist)), 256).mean().view(1))
         bases.append(dist.mean(0, keepdim=True))
     return _Computed(torch.cat(attrs), torch.cat(bases), torch.cat(deltas), torch.cat(fbs))
+
+
+def _shap_example(f: ScoreFn, x, dist, t: int, p: GradientShapParams, batching: Batching):
+    """GradientSHAP of one example, its noisy points passed through the model as many at a time as the budget holds."""
+    def run(n: int):
+        return _shap_samples(f, x, dist, t, p, n)
+
+    def probe(n: int):  # one pass over n points
+        return _shap_samples(f, x, dist, t, p.replace(n_samples=n), n)
+
+    return halving_on_oom(run, batching.size(AUTO, p.n_samples, probe, kind="gradient_shap",
+                                             cpu=GRADIENT_SHAP_CPU_BATCH))
+
+
+def _shap_samples(f: ScoreFn, x, dist, t: int, p: GradientShapParams, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """captum's GradientShap on one example x (1, 1, 28, 28), its noisy points taken ``batch`` at a time.
+
+    The random draws are captum's, in captum's order (the baselines from ``dist``, the input's
+    Gaussian noise, then each point's place on its path), so any ``batch`` gives the result
+    ``GradientShap(f).attribute(x, dist, n_samples, stdevs, target)`` gives in one pass; only
+    the memory differs. Returns the attributions (1, 1, 28, 28) and each point's delta (n_samples,).
+    """
+    n, ibxg = p.n_samples, InputBaselineXGradient(f)
+    with _seeded(p.seed, x.device), torch.no_grad():  # gradients are turned on inside captum where needed
+        picks = np.random.choice(len(dist), n).tolist()  # as captum's NoiseTunnel draws them
+        noisy = NoiseTunnel._add_noise_to_input(x, p.stdevs, n)  # (n, 1, 28, 28)
+        total, deltas = torch.zeros_like(x), []
+        for s in range(0, n, batch):  # each pass draws its points' places on their paths, in order
+            a, d = ibxg.attribute(noisy[s:s + batch], baselines=dist[picks[s:s + batch]], target=t,
+                                  return_convergence_delta=True)  # (m, 1, 28, 28), (m,)
+            total += a.sum(0, keepdim=True)
+            deltas.append(d)
+    return total / n, torch.cat(deltas)
 
 
 def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom, batching: Batching) -> _Computed:
@@ -416,8 +449,8 @@ def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom, batching: Batching)
 
     side = [(s - w) // st + 1 for s, w, st in zip(x.shape[-2:], window[1:], stride[1:])]
     B = x.shape[0]  # a pass holds per_eval copies of each of the B examples
-    per_eval = p.perturbations_per_eval or max(1, batching.size(
-        AUTO, side[0] * side[1] * B, probe, kind="occlusion", cpu=OCCLUSION_CPU_BATCH * B) // B)
+    per_eval = max(1, batching.size(p.perturbations_per_eval * B, side[0] * side[1] * B, probe, kind="occlusion",
+                                    cpu=OCCLUSION_CPU_BATCH * B) // B)
     return _Computed(halving_on_oom(run, per_eval), base.mean(0))
 
 

@@ -24,6 +24,7 @@ _MB = 1024 * 1024
 MAX_UPLOAD_BYTES = 5 * _MB
 MAX_PIXELS = 4096 * 4096
 MAX_ASPECT_RATIO = 20.0
+PREVIEW_SIDE = 256  # the longest side of the kept "as uploaded" preview, in pixels
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 
 _FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF"}
@@ -39,8 +40,12 @@ NOTICE_BAD_EXIF = "Could not read the EXIF orientation: shown as stored."
 class DecodedImage:
     """An uploaded image, decoded and prepared for the MNIST-style models.
 
+    Only what a view needs is kept: the 28x28 pixels and a bounded preview, never the full
+    resolution (a 4096 x 4096 upload would otherwise hold 64 MB for as long as its session lives).
+
     Attributes:
-        display: (H, W) float32 grayscale in [0, 1], as a viewer sees the file.
+        display: (h, w) float32 grayscale in [0, 1], as a viewer sees the file, area-averaged
+            down so that its longest side is at most :data:`PREVIEW_SIDE` (smaller files as they are).
         pixels: (28, 28) float32 in [0, 1], white digit on black (MNIST convention).
         format: the decoder that read it ("PNG", "JPEG", "WEBP", "BMP", "GIF").
         original_size: (width, height) as stored in the file.
@@ -84,8 +89,10 @@ def decode_image(data: bytes) -> DecodedImage:
     """
     data = _as_bytes(data)
     _check_upload_size(len(data))
-    display, fmt, size, notices = _decode_safely(data)
-    pixels, more = preprocess_mnist(display)  # (28, 28)
+    gray, fmt, size, notices = _decode_safely(data)  # (H, W) at full resolution
+    pixels, more = preprocess_mnist(gray)  # (28, 28)
+    display = preview(gray)  # (h, w), longest side <= PREVIEW_SIDE
+    del gray  # the full-resolution array goes now, not when the caller lets go of this frame
     return DecodedImage(
         display=display,
         pixels=pixels,
@@ -94,6 +101,23 @@ def decode_image(data: bytes) -> DecodedImage:
         notices=notices + more,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+def preview(gray: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """A grayscale picture area-averaged down so its longest side is at most ``side`` pixels.
+
+    Blocks of f x f pixels (f the smallest integer that fits) are averaged; the last row and
+    column of blocks may be narrower. Pictures already small enough come back as they are.
+    No full-size temporary is made: rows are summed into a (h, W) array first.
+    """
+    height, width = gray.shape
+    f = -(-max(height, width) // side)  # ceil
+    if f <= 1:
+        return gray
+    rows, cols = np.arange(0, height, f), np.arange(0, width, f)
+    sums = np.add.reduceat(np.add.reduceat(gray, rows, axis=0), cols, axis=1)  # (h, w)
+    counts = np.outer(np.diff(rows, append=height), np.diff(cols, append=width))  # (h, w) pixels per block
+    return (sums / counts).astype(np.float32)
 
 
 def _as_bytes(data: bytes) -> bytes:
@@ -137,8 +161,12 @@ def _decode(data: bytes) -> tuple[np.ndarray, str, tuple[int, int], tuple[str, .
         notices = _frame_notices(img, fmt)
         img.load()
         upright, more = _apply_orientation(img)
-        display, alpha_notices = _display_gray(upright)  # (H, W)
-        return display, fmt, img.size, notices + more + alpha_notices
+        try:
+            gray, alpha_notices = _display_gray(upright)  # (H, W)
+        finally:
+            if upright is not img:
+                upright.close()  # the turned copy's pixels go now; ``with`` closes the original
+        return gray, fmt, img.size, notices + more + alpha_notices
 
 
 def _check_declared_size(size: tuple[int, int]) -> None:
@@ -180,10 +208,10 @@ def _apply_orientation(img: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
     """Turn the loaded image the way a viewer shows it, following its EXIF orientation."""
     try:
         orientation = img.getexif().get(0x0112, 1)
-        upright = ImageOps.exif_transpose(img)
+        rotated = isinstance(orientation, int) and 2 <= orientation <= 8
+        upright = ImageOps.exif_transpose(img) if rotated else img  # no copy of an image that needs no turn
     except Exception:  # damaged EXIF should not cost people their otherwise good image
         return img, (NOTICE_BAD_EXIF,)
-    rotated = isinstance(orientation, int) and 2 <= orientation <= 8
     return upright, (NOTICE_ROTATED,) if rotated else ()
 
 
@@ -192,22 +220,35 @@ def _display_gray(img: Image.Image) -> tuple[np.ndarray, tuple[str, ...]]:
     if img.mode in _SIXTEEN_BIT_MODES:
         return _scaled_integer_gray(img), ()
     if img.has_transparency_data:
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        gray = Image.alpha_composite(white, rgba).convert("L")
-        return np.asarray(gray, dtype=np.float32) / 255.0, (NOTICE_TRANSPARENT,)  # (H, W)
-    if img.mode not in ("L", "1", "RGB"):
-        img = img.convert("RGB")  # CMYK, P, YCbCr, ...
-    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0, ()  # (H, W)
+        with img.convert("RGBA") as rgba, Image.new("RGBA", rgba.size, (255, 255, 255, 255)) as white, \
+                Image.alpha_composite(white, rgba) as flat:
+            return _unit_float(flat), (NOTICE_TRANSPARENT,)  # (H, W)
+    if img.mode in ("L", "1", "RGB"):
+        return _unit_float(img), ()  # (H, W)
+    with img.convert("RGB") as rgb:  # CMYK, P, YCbCr, ...
+        return _unit_float(rgb), ()
+
+
+def _unit_float(img: Image.Image) -> np.ndarray:
+    """(H, W) float32 in [0, 1] from the image's 8-bit luminance, without a second full-size float copy."""
+    with img.convert("L") as gray:
+        values = np.asarray(gray, dtype=np.float32)  # (H, W)
+    values /= 255.0
+    return values
 
 
 def _scaled_integer_gray(img: Image.Image) -> np.ndarray:
     """Scale 16-bit (or 32-bit integer) grayscale to [0, 1] instead of clipping it to 8 bits."""
-    values = np.asarray(img).astype(np.float64)  # (H, W)
-    low, high = float(values.min()), float(values.max())
+    stored = np.asarray(img)  # (H, W) integers
+    low, high = float(stored.min()), float(stored.max())
+    values = stored.astype(np.float32)  # (H, W), the one full-size float copy
+    del stored
     if low >= 0 and high <= 65535:
-        return (values / 65535.0).astype(np.float32)
-    return ((values - low) / max(high - low, 1.0)).astype(np.float32)
+        values /= 65535.0
+    else:
+        values -= low
+        values /= max(high - low, 1.0)
+    return values
 
 
 _MAGIC_FORMATS = (

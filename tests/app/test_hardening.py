@@ -111,7 +111,8 @@ def guarded_model(name: str):
     return models.loaded_model(name).model
 
 
-def test_out_of_memory_halves_the_batch_in_the_analyzer_and_the_numbers_stay_the_same():
+def test_out_of_memory_halves_the_batch_in_the_analyzer_and_the_numbers_stay_the_same(monkeypatch):
+    monkeypatch.setenv("ZOOSCOPE_ANALYSIS_MAX_MB", "0")  # no probe passes: these count the halving's
     params = IGParams(n_steps=32, internal_batch_size=32, seed=101)
     with memory_for("vit-dot", 8) as seen:
         result = compute.run("integrated_gradients", "vit-dot", params, PIXELS)
@@ -122,7 +123,8 @@ def test_out_of_memory_halves_the_batch_in_the_analyzer_and_the_numbers_stay_the
     assert lock_is_free("vit-dot") and hook_count(guarded_model("vit-dot")) == 0
 
 
-def test_out_of_memory_at_a_batch_of_one_on_the_cpu_is_a_clear_message():
+def test_out_of_memory_at_a_batch_of_one_on_the_cpu_is_a_clear_message(monkeypatch):
+    monkeypatch.setenv("ZOOSCOPE_ANALYSIS_MAX_MB", "0")  # no probe passes: these count the halving's
     with memory_for("vit-dot", 0) as seen, pytest.raises(guards.AnalysisOutOfMemory) as info:
         compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=64, internal_batch_size=64, seed=102), PIXELS)
     assert seen == [1, 64, 32, 16, 8, 4, 2, 1]
@@ -133,7 +135,8 @@ def test_out_of_memory_at_a_batch_of_one_on_the_cpu_is_a_clear_message():
     assert compute.run("integrated_gradients", "vit-dot", IGParams(n_steps=8, seed=102), PIXELS).attributions.shape
 
 
-def test_out_of_memory_without_a_batch_to_halve_is_a_message_at_once():
+def test_out_of_memory_without_a_batch_to_halve_is_a_message_at_once(monkeypatch):
+    monkeypatch.setenv("ZOOSCOPE_ANALYSIS_MAX_MB", "0")  # no probe passes: these count the halving's
     with memory_for("vit-dot", 0, after=0) as seen, pytest.raises(guards.AnalysisOutOfMemory,
                                                                   match=r"^Saliency on vit-dot ran out of memory"):
         compute.run("saliency", "vit-dot", SaliencyParams(abs=True, target=3), PIXELS)
