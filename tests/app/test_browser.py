@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app import navigation
+from tests.app import serving
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +25,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SERVER_START_S = 90
 RUN_TIMEOUT_MS = 120_000
 
 
@@ -41,48 +37,16 @@ def _require_chromium() -> None:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"zooscope serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"zooscope serve did not answer within {SERVER_START_S}s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``zooscope serve`` on a free port with its own ZOOSCOPE_HOME; yields the base URL."""
     _require_chromium()
-    home = tmp_path_factory.mktemp("zooscope-home")
-    port = _free_port()
-    log = home / "server.log"
-    env = {**os.environ, "ZOOSCOPE_HOME": str(home)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url, log = serving.start(tmp_path_factory.mktemp("zooscope-home"))
     try:
-        _wait_healthy(url, proc, log)
+        serving.wait_healthy(url, proc, log)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        serving.stop(proc)
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from email.message import Message
@@ -17,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from app.cli import server
+from tests.app import serving
 
 ROOT = Path(__file__).resolve().parents[3]
-SERVER_START_S = 90
 TOKEN = "s3cret-scraper-token-0123"
 
 
@@ -154,12 +149,6 @@ def test_a_streamlit_that_builds_its_app_elsewhere_is_left_alone(monkeypatch, ca
 # --------------------------------------------------------------------------- the real server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _fetch(url: str) -> tuple[int, Message]:
     """Status and headers (names in any case) of a GET, errors included."""
     try:
@@ -170,46 +159,16 @@ def _fetch(url: str) -> tuple[int, Message]:
 
 
 def _serving(tmp_path: Path, **env: str):
-    """``zooscope serve`` on a free port, its own ZOOSCOPE_HOME, no warm-up; (process, base URL)."""
-    port = _free_port()
-    log = tmp_path / f"server-{port}.log"
-    environ = {k: v for k, v in os.environ.items() if k not in ("ZOOSCOPE_FRAME_ANCESTORS", "ZOOSCOPE_METRICS")}
-    environ.update(ZOOSCOPE_HOME=str(tmp_path / f"home-{port}"), ZOOSCOPE_WARMUP="0", **env)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                env=environ, stdout=out, stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}", log
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"zooscope serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"zooscope serve did not answer within {SERVER_START_S}s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the server this test started, by its PID (``zooscope serve`` execs into it)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """``zooscope serve`` on a free port, its own ZOOSCOPE_HOME, no warm-up, only ``env``'s framing settings."""
+    for name in ("ZOOSCOPE_FRAME_ANCESTORS", "ZOOSCOPE_METRICS"):
+        env.setdefault(name, "")
+    return serving.start(tmp_path / f"home-{len(list(tmp_path.iterdir()))}", {"ZOOSCOPE_WARMUP": "0", **env})
 
 
 def test_the_real_server_frames_nothing_and_keeps_its_metrics_closed_unless_told(tmp_path):
     strict, strict_url, strict_log = _serving(tmp_path)
     try:
-        _wait_healthy(strict_url, strict, strict_log)
+        serving.wait_healthy(strict_url, strict, strict_log)
         for path in ("/", "/attribution", "/_stcore/health"):
             status, headers = _fetch(strict_url + path)
             assert status == 200, path
@@ -218,12 +177,12 @@ def test_the_real_server_frames_nothing_and_keeps_its_metrics_closed_unless_told
         status, headers = _fetch(strict_url + "/_stcore/metrics")
         assert status == 404 and headers.get("X-Frame-Options") == "DENY"
     finally:
-        _stop(strict)
+        serving.stop(strict)
 
     embedded, open_url, open_log = _serving(tmp_path, ZOOSCOPE_METRICS="1",
                                             ZOOSCOPE_FRAME_ANCESTORS="https://wiki.example.org")
     try:
-        _wait_healthy(open_url, embedded, open_log)
+        serving.wait_healthy(open_url, embedded, open_log)
         status, headers = _fetch(open_url + "/attribution")
         assert status == 200 and headers.get("Content-Security-Policy") == "frame-ancestors https://wiki.example.org"
         assert "X-Frame-Options" not in headers
@@ -231,4 +190,4 @@ def test_the_real_server_frames_nothing_and_keeps_its_metrics_closed_unless_told
             assert r.status == 200 and r.read().rstrip().endswith(b"# EOF")  # Streamlit's OpenMetrics text
             assert r.headers.get("Content-Security-Policy") == "frame-ancestors https://wiki.example.org"
     finally:
-        _stop(embedded)
+        serving.stop(embedded)
