@@ -244,8 +244,12 @@ def restore_inputs(saved: SavedView, data: Any) -> None:
     pixels = saved.inputs.get("pixels")
     if upload and pixels is not None and upload not in data.uploads:
         pixels = np.asarray(pixels, dtype=np.float32)
-        restored = DecodedImage(display=pixels, pixels=pixels, format="saved", original_size=pixels.shape[::-1],
-                                notices=("Restored from the shared analysis (28 × 28 as analysed).",), sha256=upload)
+        preview = saved.inputs.get("preview")  # the uploaded image as shared (older links have none)
+        display = np.asarray(preview, dtype=np.float32) if preview is not None else pixels
+        note = ("Restored from the shared analysis: the image as uploaded (a preview) and as analysed." if preview is
+                not None else "Restored from the shared analysis (28 × 28 as analysed).")
+        restored = DecodedImage(display=display, pixels=pixels, format="saved", original_size=display.shape[::-1],
+                                notices=(note,), sha256=upload)
         data.remember_upload(upload, restored, "shared upload")
 
 

@@ -55,7 +55,8 @@ def share_button(view: Any, *, title: str, inputs: Mapping[str, np.ndarray], res
                 data.share_limit.check(share.shares_per_hour())
                 with st.spinner("Saving…"):
                     link = share.save_view(view.PAGE, dataclasses.replace(view, link=None).to_query(), title=title,
-                                           inputs=inputs, results=results, models=tuple(models), owner=visitor())
+                                           inputs={**inputs, **_upload_preview(view, data)}, results=results,
+                                           models=tuple(models), owner=visitor())
             except share.SharingTooFast as e:
                 messages.error(str(e))
                 return view
@@ -131,6 +132,13 @@ def _publish(link: str, published: bool) -> None:
         share.publish(link, visitor(), published=published)
     except share.NotPublished as e:
         st.session_state[_PUBLISH_PROBLEM] = str(e)
+
+
+def _upload_preview(view: Any, data: Any) -> dict[str, np.ndarray]:
+    """The uploaded image as the person saw it (a bounded preview), saved beside the 28 x 28 digit a view analysed."""
+    ref = getattr(view, "input", None)
+    decoded = data.uploads.get(ref.upload) if ref is not None and ref.upload else None
+    return {"preview": np.asarray(decoded.display, dtype=np.float32)} if decoded is not None else {}
 
 
 def downloads(name: str, results: Mapping[str, Any], key: str, *, main: str | None = None,

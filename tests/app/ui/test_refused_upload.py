@@ -58,3 +58,21 @@ def test_the_attention_page_shows_no_maps_for_a_refused_upload():
     assert not at.exception
     assert not at.get("vega_lite_chart") and not at.get("arrow_vega_lite_chart"), "no maps of held-out #0"
     assert any(i.startswith("The uploaded file was not used") for i in infos(at)), infos(at)
+
+
+def test_a_shared_upload_reopens_with_the_image_as_uploaded_beside_the_digit():
+    from app.runtime import share
+    from app.ui.session import SessionData
+    from tests.app.test_pages import share as click_share
+
+    keys = WidgetKeys("attribution")
+    at = open_page("attribution", {"model": "vit-dot", "method": "saliency", "sample": "0"})
+    at.radio(key=keys.name("source")).set_value("Upload").run()
+    at.file_uploader(key=keys.name("upload")).set_value(("one.png", _png(), "image/png")).run()
+    link = click_share(at)
+    saved = share.open_link(link)
+    assert saved.inputs["preview"].shape == (80, 80) and saved.inputs["pixels"].shape == (28, 28)
+    data = SessionData()
+    share.restore_inputs(saved, data)
+    (restored,) = data.uploads.values()
+    assert restored.display.shape == (80, 80) and "as uploaded" in restored.notices[0]
