@@ -28,7 +28,7 @@ from analyzers.attribution import (
     OCCLUSION_CPU_BATCH,
     TEXT_IG_CPU_BATCH,
     _gradient_shap,
-    _ig,
+    _ig_core as _ig,  # the computation itself: the completeness advice (which reruns IG) is tested apart
     _occlusion,
     _shap_samples,
     _smoothgrad,

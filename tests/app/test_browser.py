@@ -166,7 +166,7 @@ def test_upload_predict_share_and_reopen_in_a_new_context(server, browser, tmp_p
         summary = page.get_by_text("Settings of this shared analysis").first
         summary.wait_for()  # the link's settings as text, the controls one click away
         assert page.locator("[data-testid='stSelectbox']").count() == 0
-        assert "n_steps 16" in page.locator("[data-testid='stMarkdown']", has=summary).inner_text()
+        assert "Path steps 16" in page.locator("[data-testid='stMarkdown']", has=summary).inner_text()
         page.screenshot(path=str(ARTIFACTS / "attribution-reopened.png"), full_page=True)
 
         page.get_by_role("button", name="Change settings").click()
@@ -288,7 +288,7 @@ def test_another_target_updates_the_drawn_heatmap_in_place_and_draws_what_a_fres
         heatmap = page.locator("[data-testid='stVegaLiteChart']").first
         canvas = heatmap.locator("canvas").first.element_handle()
         before = heatmap.screenshot()
-        _choose(page, "target", "2 (2)")
+        _choose(page, "Explained class", "2 (2)")
         _settle(page)
         _no_exception(page)
         assert _metrics(page)["Explained"] == "2"

@@ -53,10 +53,12 @@ def test_the_page_shows_the_maps_the_correlation_and_the_verdict_and_shares_them
     assert verdict_text(again) == said
 
 
-def test_the_check_reports_its_progress_layer_by_layer():
-    heard: list[str] = []
-    with jobs.watching(lambda job: heard.append(job.note)):
-        result = compute.run("randomisation_check", "capsnet", sanity_params("integrated_gradients", IGParams()),
-                             np.zeros((28, 28), dtype=np.float32) + 0.5, follow_up=True, progress_in="layers")
-    assert len(result.layers) >= 3
-    assert any(note.endswith(f"of {len(result.layers)} layers") for note in heard), heard
+def test_the_check_reports_its_progress_layer_by_layer(monkeypatch):
+    reported: list[tuple[int, int, str]] = []
+    real = jobs.advance
+    monkeypatch.setattr(jobs, "advance", lambda done, total, unit="steps": (reported.append((done, total, unit)),
+                                                                             real(done, total, unit)))
+    result = compute.run("randomisation_check", "capsnet", sanity_params("integrated_gradients", IGParams()),
+                         np.zeros((28, 28), dtype=np.float32) + 0.5, follow_up=True, progress_in="layers")
+    n = len(result.layers)
+    assert n >= 3 and reported == [(i, n, "layers") for i in range(1, n + 1)]
