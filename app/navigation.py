@@ -33,7 +33,7 @@ class PageInfo:
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("home", "Home", ":material/home:", "What zooscope is, curated analyses, your shares and the gallery."),
     PageInfo("attribution", "Attribution", ":material/gradient:",
-             "Which pixels made the model decide: Integrated Gradients and friends, with their checks."),
+             "Which pixels made the model decide: Integrated Gradients and friends, with their checks and a sanity check."),
     PageInfo("attention", "Attention", ":material/visibility:",
              "Attention maps per layer and head, rollout, and MiniLM's token attention."),
     PageInfo("synthesizers", "Synthesizers", ":material/grid_view:",
@@ -43,8 +43,8 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("capsules", "Capsules", ":material/bubble_chart:",
              "Capsule lengths, routing per iteration, and the 16 pose dimensions."),
     PageInfo("compare", "Compare", ":material/view_column:",
-             "One digit, 2-4 models or methods side by side on one colour scale."),
-    PageInfo("models", "Models", ":material/menu_book:", "The model cards: metrics, size, training, paper."),
+             "One digit, 2-4 models or methods side by side, on a colour scale chosen openly, and how much they agree."),
+    PageInfo("models", "Models", ":material/menu_book:", "The model cards: metrics measured again here, size, training, paper."),
 )
 
 
