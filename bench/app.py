@@ -336,11 +336,11 @@ async def _param_round(browser: Any, server: h.Server, sample: int, fresh: Row, 
         await h.settle(page, tracker)
         for step in range(TARGETS_PER_ROUND):  # classes the page has not computed yet, then back each time
             label = str((sample + 3 * step) % 9 + 1)
-            took = await h.select_option(page, tracker, "target", f"{label} ({label})")
+            took = await h.select_option(page, tracker, "Explained class", f"{label} ({label})")
             if timed:
                 fresh.add(took, tracker)
             await h.settle(page, tracker)
-            back = await h.select_option(page, tracker, "target", "predicted class")
+            back = await h.select_option(page, tracker, "Explained class", "predicted class")
             if timed:
                 cached.add(back, tracker)
             await h.settle(page, tracker)

@@ -149,9 +149,11 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", v
 @built_fast
 def scores_chart(labels: Sequence[str], scores: np.ndarray, predicted: int | None = None,
                  value_name: str = "probability", explained: int | None = None) -> alt.Chart:
-    """Class scores as bars: the predicted class in red, the explained one (when another) in orange."""
-    if explained is None or explained == predicted:
-        return bar_chart(labels, scores, title="Class scores", value_name=value_name, highlight=predicted)
+    """Class scores as bars: the predicted class in red, the explained one (when another) in orange.
+
+    The chart has one shape whatever the classes, so another target changes only its data (and a drawn
+    chart can be updated in place).
+    """
     roles = ["predicted" if i == predicted else "explained" if i == explained else "" for i in range(len(labels))]
     df = pd.DataFrame({"label": [str(v) for v in labels], value_name: np.asarray(scores, dtype=np.float64),
                        "role": roles})

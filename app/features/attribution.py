@@ -142,7 +142,7 @@ def class_scores(result: Any, i: int = 0, key: str = "scores") -> None:
     pred, target = int(result.predictions[i]), int(result.targets[i])
     show_built(result, key, "Class scores", lambda: scores_chart(
         result.labels, result.scores[i], pred if pred >= 0 else None, "score",
-        explained=target if 0 <= target < len(result.labels) else None), variant=str(i))
+        explained=target if 0 <= target < len(result.labels) else None), variant=str(i), slot="class-scores")
 
 
 def curves(result: Any, i: int = 0, key: str = "curves") -> None:
