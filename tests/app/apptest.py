@@ -47,3 +47,17 @@ def change_settings(at: AppTest) -> AppTest:
     next(b for b in at.button if b.label == "Change settings").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def bar_png() -> bytes:
+    """An 80 x 80 PNG of a white bar on black: a valid upload that reads like a "1"."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    img = np.zeros((80, 80), dtype=np.uint8)
+    img[10:70, 35:45] = 255
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return buf.getvalue()

@@ -9,21 +9,18 @@ written as Streamlit writes it: ``2|mask|token xor mask|timestamp``.
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs
 
-import numpy as np
 import pytest
 import streamlit.runtime.context
-from PIL import Image
 
 from app.runtime import share
 from app.ui.results import XSRF_COOKIE
 from app.ui.session import WidgetKeys
-from tests.app.apptest import open_page
+from tests.app.apptest import bar_png, open_page
 
 SALIENCY = {"model": "vit-dot", "method": "saliency", "sample": "17"}
 OLD_STORE = Path(__file__).resolve().parents[1] / "fixtures" / "store-v1" / "analyses.sqlite3"
@@ -173,19 +170,11 @@ def test_without_a_gallery_home_has_none_and_share_offers_no_publish(browser, mo
     assert not any(p.proto.label.endswith("· published") for p in home(browser, "A").get("page_link"))
 
 
-def _png() -> bytes:
-    img = np.zeros((80, 80), dtype=np.uint8)
-    img[10:70, 35:45] = 255
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def test_publishing_an_upload_says_that_everyone_will_see_the_image(browser):
     keys = WidgetKeys("attribution")
     at = open_page("attribution", SALIENCY)
     at.radio(key=keys.name("source")).set_value("Upload").run()
-    at.file_uploader(key=keys.name("upload")).set_value(("mine.png", _png(), "image/png")).run()
+    at.file_uploader(key=keys.name("upload")).set_value(("mine.png", bar_png(), "image/png")).run()
     assert not at.exception and "upload" in at.query_params
     click_share(at)
     warned = "This share holds the image you uploaded: publishing it shows the image you uploaded to everyone"

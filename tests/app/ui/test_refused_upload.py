@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import io
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from app.ui.session import WidgetKeys
-from tests.app.apptest import numbers, open_page
+from tests.app.apptest import bar_png, numbers, open_page
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><circle r="9"/></svg>'
-
-
-def _png() -> bytes:
-    img = np.zeros((80, 80), dtype=np.uint8)
-    img[10:70, 35:45] = 255
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def infos(at) -> list[str]:
@@ -45,7 +34,7 @@ def test_a_refused_upload_shows_what_was_refused_and_no_result(page, query):
     assert any(i.startswith("The uploaded file was not used") and "SVG" in i for i in infos(at)), infos(at)
     assert not [c for c in at.caption if c.value.startswith("Nothing uploaded yet")], "a file was uploaded"
 
-    at.file_uploader(key=keys.name("upload")).set_value(("one.png", _png(), "image/png")).run()
+    at.file_uploader(key=keys.name("upload")).set_value(("one.png", bar_png(), "image/png")).run()
     assert not at.exception and "Prediction" in numbers(at), "a valid upload is analysed"
 
 
@@ -68,7 +57,7 @@ def test_a_shared_upload_reopens_with_the_image_as_uploaded_beside_the_digit():
     keys = WidgetKeys("attribution")
     at = open_page("attribution", {"model": "vit-dot", "method": "saliency", "sample": "0"})
     at.radio(key=keys.name("source")).set_value("Upload").run()
-    at.file_uploader(key=keys.name("upload")).set_value(("one.png", _png(), "image/png")).run()
+    at.file_uploader(key=keys.name("upload")).set_value(("one.png", bar_png(), "image/png")).run()
     link = click_share(at)
     saved = share.open_link(link)
     assert saved.inputs["preview"].shape == (80, 80) and saved.inputs["pixels"].shape == (28, 28)
