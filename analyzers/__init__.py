@@ -15,11 +15,14 @@ from .attention import (
     AttentionParams, HeadStatsParams, attention_maps, gradient_rollout, head_statistics, rollout,
 )
 from .attribution import (
-    ATTRIBUTION_METHODS, FLAG_THRESHOLD, GradientShapParams, IGParams, InputXGradientParams, OcclusionParams,
-    SaliencyParams, SmoothGradParams, attribute, gradient_shap, input_x_gradient, integrated_gradients, occlusion,
-    saliency, smoothgrad,
+    ATTRIBUTION_METHODS, attribute, gradient_shap, input_x_gradient, integrated_gradients, occlusion, saliency,
+    smoothgrad,
+)
+from .attribution_params import (
+    GradientShapParams, IGParams, InputXGradientParams, OcclusionParams, SaliencyParams, SmoothGradParams,
 )
 from .capsules import CapsuleParams, PoseParams, capsule_routing, pose_perturbation, reconstruct_with_offsets
+from .completeness import FLAG_THRESHOLD
 from .faithfulness import CurveParams, RandomisationParams, deletion_insertion, randomisation_check
 from .latent import (
     GridParams, InterpolationParams, LatentStatsParams, ProjectionParams, TraversalParams, cache_dir,

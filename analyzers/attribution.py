@@ -16,129 +16,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients, NoiseTunnel, Occlusion, Saliency
+from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 from captum.attr._core.gradient_shap import InputBaselineXGradient
 
 from .baselines import make_baselines
 from .batching import AUTO, Batching
 from .forward import ScoreFn, image_batch, predictions, resolve_targets, score_fn, score_labels, target_label
-from .params import IG_METHODS, ParamError, Params, baseline_param, param, target_param
+from .attribution_params import (
+    GRADIENT_SHAP_CPU_BATCH, IG_CPU_BATCH, IG_PAPER, IXG_PAPER, OCCLUSION_CPU_BATCH, OCCLUSION_PAPER, SALIENCY_PAPER,
+    SHAP_PAPER, SMOOTHGRAD_PAPER, GradientShapParams, IGParams, InputXGradientParams, OcclusionParams,
+    SaliencyParams, SmoothGradParams,
+)
+from .completeness import FLAG_THRESHOLD, advice, completeness, convergence_delta, trapezoid_scale
+from .params import ParamError, Params
 from .results import AttributionResult
 from .run import analysis, halving_on_oom
 from .spec import Inputs, MethodSpec
-
-IG_PAPER = "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks, https://arxiv.org/abs/1703.01365"
-SALIENCY_PAPER = "Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Networks, https://arxiv.org/abs/1312.6034"
-IXG_PAPER = "Shrikumar et al. 2016, Not Just a Black Box, https://arxiv.org/abs/1605.01713"
-SMOOTHGRAD_PAPER = "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise, https://arxiv.org/abs/1706.03825"
-SHAP_PAPER = "Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions, https://arxiv.org/abs/1705.07874"
-OCCLUSION_PAPER = "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks, https://arxiv.org/abs/1311.2901"
-
-FLAG_THRESHOLD = 0.05  # relative completeness error above which a result is flagged
-MIN_GAP = 1e-4  # floor of |F(x) - F(baseline)| in the relative error
-# Automatic internal batches off CUDA: within 1-6 % of the fastest size for vit-dot and capsnet on 2 CPU
-# cores, where 8 was 1.2-2x slower and, for capsnet, 512 and more 1.3x slower (bench/batch.py).
-IG_CPU_BATCH = 128  # interpolated inputs per pass
-OCCLUSION_CPU_BATCH = 32  # occluded copies per pass
-GRADIENT_SHAP_CPU_BATCH = IG_CPU_BATCH  # GradientSHAP's noisy points per pass (a gradient each, like IG's)
-# MiniLM's path points cost far more memory: 128 per pass peaked 117 MB higher than 64 for 7 % less time.
-TEXT_IG_CPU_BATCH = 64
-
-
-def _seed_param():
-    return param(0, min=0, max=2**31 - 1, help="Random seed for noise and random baselines")
-
-
-def _blur_param():
-    return param(4.0, min=0.5, max=14.0, help="Standard deviation in pixels of the Gaussian blur baseline")
-
-
-@dataclass(frozen=True)
-class IGParams(Params):
-    """Integrated Gradients: path integral of gradients from a baseline to the input."""
-
-    n_steps: int = param(64, min=2, max=1024, help="Number of steps of the path integral")
-    method: str = param("gausslegendre", choices=IG_METHODS, help="Quadrature rule for the path integral")
-    baseline: str = baseline_param()
-    baseline_draws: int = param(8, min=1, max=64, help="Number of uniform-noise baselines averaged over")
-    blur_sigma: float = _blur_param()
-    internal_batch_size: int = param(AUTO, min=0, max=1024, help="Interpolated inputs per forward pass; 0: as many "
-                                     "as fit in the memory budget and the GPU's free memory (on the CPU up to "
-                                     f"{IG_CPU_BATCH}, for text {TEXT_IG_CPU_BATCH})")
-    target: int = target_param()
-    seed: int = _seed_param()
-
-    def cost_factors(self) -> dict[str, int]:
-        """n_steps path points, for each of ``baseline_draws`` uniform-noise baselines."""
-        return {"n_steps": self.n_steps, **({"baseline_draws": self.baseline_draws} if self.baseline == "uniform" else {})}
-
-
-@dataclass(frozen=True)
-class SaliencyParams(Params):
-    """Saliency: the gradient of the target with respect to the input."""
-
-    abs: bool = param(True, help="Take the absolute value of the gradient")
-    target: int = target_param()
-
-
-@dataclass(frozen=True)
-class InputXGradientParams(Params):
-    """Input x Gradient: the input times the gradient of the target."""
-
-    target: int = target_param()
-
-
-@dataclass(frozen=True)
-class SmoothGradParams(Params):
-    """SmoothGrad: attributions averaged over noisy copies of the input (captum NoiseTunnel)."""
-
-    base: str = param("saliency", choices=("saliency", "integrated_gradients"), help="Method averaged over noise")
-    nt_type: str = param("smoothgrad", choices=("smoothgrad", "smoothgrad_sq", "vargrad"),
-                         help="Mean, mean of squares, or variance of the noisy attributions")
-    nt_samples: int = param(16, min=1, max=256, help="Number of noisy copies")
-    stdevs: float = param(0.15, min=0.0, max=1.0, help="Standard deviation of the Gaussian noise, in pixel units")
-    n_steps: int = param(16, min=2, max=1024, help="Steps of Integrated Gradients when it is the base")
-    internal_batch_size: int = param(AUTO, min=0, max=1024, help="Interpolated inputs per forward pass of the IG "
-                                     f"base; 0: as many as fit in the memory budget and the GPU's free memory "
-                                     f"(up to {IG_CPU_BATCH} on the CPU)")
-    target: int = target_param()
-    seed: int = _seed_param()
-
-    def cost_factors(self) -> dict[str, int]:
-        """nt_samples noisy copies, each through n_steps path points when Integrated Gradients is the base."""
-        return {**({"n_steps": self.n_steps} if self.base == "integrated_gradients" else {}), "nt_samples": self.nt_samples}
-
-
-@dataclass(frozen=True)
-class GradientShapParams(Params):
-    """GradientSHAP: expected gradients over noisy inputs and a distribution of baselines."""
-
-    n_samples: int = param(16, min=1, max=1024, help="Random points on the input-baseline paths")
-    stdevs: float = param(0.09, min=0.0, max=1.0, help="Standard deviation of the Gaussian noise on the input")
-    baseline: str = baseline_param("uniform")
-    baseline_draws: int = param(8, min=1, max=64, help="Size of the baseline distribution for uniform noise")
-    blur_sigma: float = _blur_param()
-    target: int = target_param()
-    seed: int = _seed_param()
-
-    def cost_factors(self) -> dict[str, int]:
-        """n_samples random points on the input-baseline paths."""
-        return {"n_samples": self.n_samples}
-
-
-@dataclass(frozen=True)
-class OcclusionParams(Params):
-    """Occlusion: the change of the target when a square window is replaced by the baseline."""
-
-    window: int = param(4, min=1, max=28, help="Side of the square occluding window in pixels")
-    stride: int = param(2, min=1, max=28, help="Step of the window in pixels")
-    baseline: str = baseline_param()
-    blur_sigma: float = _blur_param()
-    perturbations_per_eval: int = param(AUTO, min=0, max=1024, help="Occluded copies per forward pass; 0: as many "
-                                        f"as fit in the memory budget and the GPU's free memory (up to "
-                                        f"{OCCLUSION_CPU_BATCH} on the CPU)")
-    target: int = target_param()
-    seed: int = _seed_param()
+from .text_attribution import text_integrated_gradients
 
 
 def integrated_gradients(model, spec, inputs: Inputs, params: IGParams = IGParams(), *,
@@ -154,7 +48,7 @@ def integrated_gradients(model, spec, inputs: Inputs, params: IGParams = IGParam
     Paper: https://arxiv.org/abs/1703.01365
     """
     if spec.input.modality == "text":
-        return _text_integrated_gradients(model, spec, inputs, params)
+        return text_integrated_gradients(model, spec, inputs, params)
     return _attribute_images(model, spec, inputs, params, "integrated_gradients", _ig, baseline_tensor)
 
 
@@ -252,40 +146,19 @@ def _image_result(run, spec, x, scores, t, out: _Computed, params) -> Attributio
     else:
         delta = out.delta.double().cpu() if out.delta is not None else nan
     rel, flagged = completeness(fx.cpu(), fb, delta)
-    advice = out.advice or tuple(_advice(r, params) if f else "" for r, f in zip(rel.tolist(), flagged.tolist()))
+    advised = out.advice or tuple(advice(r, params) if f else "" for r, f in zip(rel.tolist(), flagged.tolist()))
     base = out.baselines if out.baselines is not None else torch.full_like(x, float("nan"))
     return AttributionResult(
         info=run.info(), attributions=_np(out.attributions, np.float32), inputs=_np(x, np.float32),
         baselines=_np(base, np.float32), targets=_np(t, np.int64), predictions=_np(predictions(scores, spec), np.int64),
         scores=_np(scores, np.float32), f_x=_np(fx, np.float64), f_baseline=fb.numpy(), delta=delta.numpy(),
-        rel_error=rel.numpy(), flagged=flagged.numpy(), advice=advice,
+        rel_error=rel.numpy(), flagged=flagged.numpy(), advice=advised,
         labels=score_labels(spec, scores.shape[1]), target_label=target_label(spec),
     )
 
 
 def _np(t: torch.Tensor, dtype) -> np.ndarray:
     return t.detach().cpu().numpy().astype(dtype, copy=False)
-
-
-def completeness(f_x: torch.Tensor, f_baseline: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Relative completeness error |delta| / |F(x) - F(baseline)| and the flag rel_error > 5%, each (B,).
-
-    The denominator is floored at MIN_GAP so a baseline that scores like the input does not
-    divide by ~0. NaN deltas (methods without a completeness axiom) give NaN and no flag.
-    """
-    gap = (f_x - f_baseline).abs().clamp(min=MIN_GAP)
-    rel = delta.abs() / gap
-    return rel, torch.nan_to_num(rel, nan=0.0) > FLAG_THRESHOLD
-
-
-def _advice(rel: float, params) -> str:
-    """What to change for a completeness error the method could not check itself: no step count is promised."""
-    head = f"Completeness error {rel:.1%} > {FLAG_THRESHOLD:.0%}"
-    if isinstance(params, GradientShapParams):
-        return f"{head}: GradientSHAP is complete only on average over its samples; more n_samples narrows the gap"
-    if getattr(params, "method", "gausslegendre") != "gausslegendre":
-        return f"{head}: try method=gausslegendre, or more n_steps, and check the readout again"
-    return f"{head}: try more n_steps or another baseline, and check the readout again"
 
 
 STEPS_TRIED = 512  # path points per example an IG may spend finding a step count that passes (or 4x its own)
@@ -300,12 +173,12 @@ def _checked_advice(f: ScoreFn, x, t, p: IGParams, custom, batching: Batching, o
     """
     fx = _no_grad_scores(f, x, t, len(x))
     rel = completeness(fx.double(), out.f_baseline.double(), convergence_delta(out.attributions, fx, out.f_baseline))[0]
-    advice = ["" if r <= FLAG_THRESHOLD else None for r in rel.tolist()]
+    found = ["" if r <= FLAG_THRESHOLD else None for r in rel.tolist()]
     steps, budget, last = p.n_steps, max(4 * p.n_steps, STEPS_TRIED), rel.tolist()
-    while any(a is None for a in advice) and steps < 1024 and budget >= min(1024, 2 * steps):
+    while any(a is None for a in found) and steps < 1024 and budget >= min(1024, 2 * steps):
         steps = min(1024, 2 * steps)
         budget -= steps
-        todo = [i for i, a in enumerate(advice) if a is None]
+        todo = [i for i, a in enumerate(found) if a is None]
         tried = _ig_core(f, x[todo], t[todo], p.replace(n_steps=steps), custom, batching)
         fx_todo = fx[todo]
         r = completeness(fx_todo.double(), tried.f_baseline.double(),
@@ -313,14 +186,14 @@ def _checked_advice(f: ScoreFn, x, t, p: IGParams, custom, batching: Batching, o
         for i, ri in zip(todo, r):
             last[i] = ri
             if ri <= FLAG_THRESHOLD:
-                advice[i] = (f"Completeness error {rel[i]:.1%} > {FLAG_THRESHOLD:.0%}: raise n_steps to {steps} "
+                found[i] = (f"Completeness error {rel[i]:.1%} > {FLAG_THRESHOLD:.0%}: raise n_steps to {steps} "
                              f"(checked: {ri:.1%} there)")
     other = " or method=gausslegendre" if p.method != "gausslegendre" else ""
     return tuple(a if a is not None else (
         f"Completeness error {rel[i]:.1%} > {FLAG_THRESHOLD:.0%}, still {last[i]:.1%} at n_steps={steps}: try another "
         f"baseline{other}" if steps > p.n_steps else
         f"Completeness error {rel[i]:.1%} > {FLAG_THRESHOLD:.0%} at the maximum n_steps: try another baseline{other}")
-        for i, a in enumerate(advice))
+        for i, a in enumerate(found))
 
 
 def _no_grad_scores(f: ScoreFn, x: torch.Tensor, t: torch.Tensor, batch: int) -> torch.Tensor:
@@ -359,26 +232,6 @@ def _ig_core(f: ScoreFn, x, t, p: IGParams, custom, batching: Batching) -> _Comp
     attr = attr.view(k, B, *x.shape[1:]).mean(0)  # averaged over the baseline draws
     fb = _no_grad_scores(f, bs, ts, batch).view(k, B).mean(0)
     return _Computed(attr, base.mean(0), f_baseline=fb, complete=True)
-
-
-def convergence_delta(attr: torch.Tensor, f_x: torch.Tensor, f_baseline: torch.Tensor) -> torch.Tensor:
-    """captum's convergence delta, sum(attributions) - (F(x) - F(baseline)), per example (B,).
-
-    Computed here from the same F values the result reports, in float64, rather than by
-    captum's own extra forward passes.
-    """
-    total = attr.flatten(1).double().sum(1)
-    return total - (f_x.double() - f_baseline.double())
-
-
-def trapezoid_scale(n: int) -> float:
-    """The factor n / (n - 1) that turns captum's riemann_trapezoid weights into the trapezoid rule.
-
-    captum 0.9 samples alphas = linspace(0, 1, n) (spacing 1 / (n - 1)) but weighs them with
-    1 / n (ends halved): the weights sum to (n - 1) / n, so even a linear model's IG comes out
-    (n - 1) / n too small.
-    """
-    return n / (n - 1)
 
 
 def _saliency(f: ScoreFn, x, t, p: SaliencyParams, custom, batching) -> _Computed:
@@ -495,73 +348,6 @@ def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom, batching: Batching)
 
 # ---------------------------------------------------------------------------------------------
 # Text: LayerIntegratedGradients on MiniLM's word embeddings, target = cosine similarity A~B.
-
-def _sentence_pairs(inputs, spec) -> list[tuple[str, str]]:
-    ok = isinstance(inputs, (list, tuple)) and len(inputs) > 0 and all(
-        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(s, str) and s.strip() for s in p)
-        for p in inputs)
-    if not ok:
-        raise ParamError(f"{spec.name} attributions take a list of (sentence A, sentence B) pairs of non-empty text")
-    return [(a, b) for a, b in inputs]
-
-
-def _pad_baseline(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """A with every token but [CLS]/[SEP] replaced by [PAD]; the mask stays the same."""
-    tok = model.tokenizer
-    keep = (ids == tok.cls_token_id) | (ids == tok.sep_token_id)
-    return torch.where(keep, ids, torch.full_like(ids, tok.pad_token_id))
-
-
-def _cosine_to(model):
-    def forward(ids: torch.Tensor, mask: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.cosine_similarity(model(ids, mask).embeddings, other, dim=-1)  # (B,)
-    return forward
-
-
-def _text_integrated_gradients(model, spec, inputs, params: IGParams) -> AttributionResult:
-    pairs = _sentence_pairs(inputs, spec)
-    with analysis(model, spec, "integrated_gradients", params) as run:
-        enc = model.tokenize([a for a, _ in pairs])
-        ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T)
-        forward = _cosine_to(model)
-        with torch.no_grad():
-            other = model.embed([b for _, b in pairs])  # (B, 384), constant
-            base = _pad_baseline(model, ids, mask)
-            fx, fb = forward(ids, mask, other), forward(base, mask, other)
-        lig = LayerIntegratedGradients(forward, model.bert.embeddings.word_embeddings)
-
-        def probe(n: int):  # one sentence pair, n path points in one pass
-            return lig.attribute(ids[:1], base[:1], additional_forward_args=(mask[:1], other[:1]), n_steps=n,
-                                 method="gausslegendre", internal_batch_size=n)
-
-        batch = Batching(run.device, (spec.name, ids.shape[1])).size(
-            params.internal_batch_size, params.n_steps * ids.shape[0], probe, kind="integrated_gradients",
-            cpu=TEXT_IG_CPU_BATCH)
-        attr = halving_on_oom(lambda ibs: lig.attribute(
-            ids, base, additional_forward_args=(mask, other), n_steps=params.n_steps, method=params.method,
-            internal_batch_size=ibs), batch)  # (B, T, 384)
-        if params.method == "riemann_trapezoid":
-            attr = attr * trapezoid_scale(params.n_steps)
-        tokens = attr.sum(-1) * mask  # (B, T), summed over the embedding dimension
-        delta = convergence_delta(attr, fx, fb)
-        return _text_result(run, spec, model, ids, mask, base, fx, fb, delta, tokens, params)
-
-
-def _text_result(run, spec, model, ids, mask, base, fx, fb, delta, tokens, params) -> AttributionResult:
-    B = ids.shape[0]
-    rel, flagged = completeness(fx.double().cpu(), fb.double().cpu(), delta.double().cpu())
-    words = tuple(tuple(model.tokenizer.convert_ids_to_tokens(row[: int(m.sum())].tolist()))
-                  for row, m in zip(ids.cpu(), mask.cpu()))
-    minus = np.full(B, -1, dtype=np.int64)
-    return AttributionResult(
-        info=run.info(), attributions=_np(tokens, np.float32), inputs=_np(ids, np.int64),
-        baselines=_np(base, np.int64), targets=minus, predictions=minus.copy(), scores=_np(fx[:, None], np.float32),
-        f_x=_np(fx, np.float64), f_baseline=_np(fb, np.float64), delta=_np(delta, np.float64),
-        rel_error=rel.numpy(), flagged=flagged.numpy(),
-        advice=tuple(_advice(r, params) if f else "" for r, f in zip(rel.tolist(), flagged.tolist())),
-        labels=("cosine(A, B)",), target_label=target_label(spec), tokens=words, token_mask=_np(mask, np.int64),
-    )
-
 
 _COMPUTE: dict[str, Compute] = {
     "integrated_gradients": _ig, "saliency": _saliency, "input_x_gradient": _input_x_gradient,

@@ -46,7 +46,7 @@ class _Choices(logging.Handler):
 def _cases():
     """(method, param, sweep, CPU default, params for a batch size) for each analyzer with an internal batch."""
     from analyzers import IGParams, OcclusionParams
-    from analyzers.attribution import IG_CPU_BATCH, OCCLUSION_CPU_BATCH
+    from analyzers.attribution_params import IG_CPU_BATCH, OCCLUSION_CPU_BATCH
 
     return [
         ("integrated_gradients", "internal_batch_size", IG_SWEEP, IG_CPU_BATCH,

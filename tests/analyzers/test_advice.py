@@ -10,7 +10,7 @@ import torch
 
 import model_zoo
 from analyzers import IGParams, integrated_gradients
-from analyzers.attribution import FLAG_THRESHOLD
+from analyzers.completeness import FLAG_THRESHOLD
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,11 @@ def test_the_gauss_legendre_trap_of_the_issue_is_not_advised(vit, digits):
 
 def test_when_no_step_count_passes_the_advice_says_so(vit, digits, monkeypatch):
     import analyzers.attribution as attribution
+    import analyzers.completeness as completeness
 
     spec, model = vit
-    monkeypatch.setattr(attribution, "FLAG_THRESHOLD", 1e-9)  # nothing passes
+    for module in (attribution, completeness):  # the flag and the advice's check: nothing passes
+        monkeypatch.setattr(module, "FLAG_THRESHOLD", 1e-9)
     result = integrated_gradients(model, spec, digits[:2], IGParams(n_steps=64))
     assert all("still" in a and "n_steps=256" in a and "another baseline" in a for a in result.advice), result.advice
     assert torch.is_tensor(digits)

@@ -24,15 +24,13 @@ from analyzers import (
     params_from_mapping,
 )
 from analyzers.attribution import (
-    IG_CPU_BATCH,
-    OCCLUSION_CPU_BATCH,
-    TEXT_IG_CPU_BATCH,
     _gradient_shap,
     _ig_core as _ig,  # the computation itself: the completeness advice (which reruns IG) is tested apart
     _occlusion,
     _shap_samples,
     _smoothgrad,
 )
+from analyzers.attribution_params import IG_CPU_BATCH, OCCLUSION_CPU_BATCH, TEXT_IG_CPU_BATCH
 from analyzers.baselines import make_baselines
 from analyzers.batching import AUTO, BUDGET_ENV, MAX_BATCH, MEMORY_SHARE, Batching, MemoryBudgetError, fit
 from model_zoo import get_spec
