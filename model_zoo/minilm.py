@@ -59,7 +59,8 @@ class MiniLMEncoder(nn.Module):
         path = model_dir()
         self.cfg = cfg
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.bert = AutoModel.from_pretrained(path, attn_implementation="eager", local_files_only=True)
+        self.bert = AutoModel.from_pretrained(path, attn_implementation="eager", local_files_only=True,
+                                              use_safetensors=True)  # never a pickled .bin
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Token ids and attention mask, padded to the longest text, capped at max_tokens."""
