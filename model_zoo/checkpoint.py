@@ -60,7 +60,24 @@ def _looks_like_safetensors(path: Path) -> bool:
     return 0 < n <= min(SAFETENSORS_MAGIC_MAX_HEADER, path.stat().st_size - 8) and head[8:9] == b"{"
 
 
+def _read_plugin_state(spec: ModelSpec, path: Path) -> dict[str, torch.Tensor]:
+    """A plugin's weights: the header checked against the file (size, offsets, memory) before reading."""
+    from .safety import ModelSourceError, check_memory, read_header
+
+    fix = f"reinstall the plugin that provides {spec.name} ({spec.extra.get('plugin', '?')})"
+    try:
+        headers = read_header(path)
+        check_memory(sum(t.nbytes for t in headers.values()), "its weights", path.parent)
+        return load_file(str(path))
+    except ModelSourceError as e:
+        raise CheckpointError(f"{spec.name}: {e}; {fix}") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{spec.name}: weights {path} are unreadable ({e}); {fix}") from None
+
+
 def _read_state(spec: ModelSpec, path: Path) -> dict[str, torch.Tensor]:
+    if spec.source != "zoo":
+        return _read_plugin_state(spec, path)
     if not path.exists():
         raise CheckpointError(f"{spec.name}: no checkpoint at {path}; run `zooscope train {spec.name}`")
     if not _looks_like_safetensors(path):

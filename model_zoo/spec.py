@@ -13,10 +13,13 @@ from torch import nn
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 MANIFEST = "manifest.json"
 
-FAMILIES = ("attention", "synthesizer", "vae", "capsule", "pretrained-text")
+FAMILIES = ("attention", "synthesizer", "vae", "capsule", "pretrained-text", "moe", "seq2seq",
+            # issue 17: the user's own models (Hugging Face folders, plugins) and zoo models built on transformers
+            "image-classifier", "text-classifier", "sentence-encoder", "causal-lm")
 
 # What analyses a model supports; analyzers declare what they need and are matched by set test.
-CAPABILITIES = frozenset({"gradients", "classifier", "attention", "latent", "capsules", "text"})
+CAPABILITIES = frozenset({"gradients", "classifier", "attention", "latent", "capsules", "text", "routing",
+                          "sequence"})  # sequence: a seq2seq model that generates tokens (G2P)
 
 DIGIT_LABELS = tuple(str(d) for d in range(10))
 
@@ -76,11 +79,19 @@ class ModelSpec:
     @property
     def card(self) -> dict[str, Any]:
         """What training recorded: sha256, held-out metrics, epochs, seconds, split, parameters."""
+        if self.source != "zoo":  # user and plugin models carry their own card (never the zoo manifest's)
+            return self.extra.get("card", {})
         return read_manifest().get(self.name, {})
 
     @property
+    def source(self) -> str:
+        """Where the model comes from: "zoo" (shipped), "folder" (a Hugging Face folder) or "plugin"."""
+        return self.extra.get("source", "zoo")
+
+    @property
     def sha256(self) -> str:
-        return self.card.get("sha256", "")
+        """The weights' sha256: the manifest's for zoo models, over the folder's weights for user models."""
+        return self.extra.get("sha256") or self.card.get("sha256", "")
 
     @property
     def metrics(self) -> dict[str, float]:

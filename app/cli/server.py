@@ -339,6 +339,9 @@ def launch(argv: list[str]) -> int:
         return 2
     server_environment(os.environ)
     warmup.warm_up()
+    from app.runtime.models import register_user_models  # torch is loaded by now (the warm-up)
+
+    register_user_models()
     serve_direct_connect()
     serve_without_nagle_delay()
     serve_response_policy(policy)
@@ -357,15 +360,35 @@ def startup_problem() -> str | None:
     return None
 
 
+MODELS_ENV = "ZOOSCOPE_MODELS"
+
+
+def models_environment(paths: list[str], environ: MutableMapping[str, str]) -> str | None:
+    """Put ``serve --model PATH`` folders into ``ZOOSCOPE_MODELS`` (after what it holds) for the server process;
+    returns a one-line problem for a path that is not a folder, else None."""
+    folders = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.is_dir():
+            return f"--model {raw}: not a folder; pass a Hugging Face model folder (config.json + model.safetensors)"
+        folders.append(str(path.resolve()))
+    if folders:
+        environ[MODELS_ENV] = os.pathsep.join(filter(None, [environ.get(MODELS_ENV, ""), *folders]))
+    return None
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """``zooscope serve``: replace this process with the Streamlit server."""
-    problem = startup_problem()
+    problem = startup_problem() or models_environment(getattr(args, "model", None) or [], os.environ)
     if problem:
         print(f"zooscope: {problem}", file=sys.stderr)
         return 2
     if not 0 < args.port < 65536:
         print(f"zooscope: --port {args.port} is not a TCP port; use 1-65535", file=sys.stderr)
         return 2
+    datasets = [d for d in getattr(args, "dataset", None) or [] if d]  # the Dataset page's named datasets
+    if datasets:
+        os.environ["ZOOSCOPE_DATASETS"] = ",".join(filter(None, [os.environ.get("ZOOSCOPE_DATASETS", ""), *datasets]))
     command = streamlit_command(args.host, args.port)
     print(f"zooscope: serving on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     if os.name == "posix":

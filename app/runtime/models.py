@@ -9,6 +9,8 @@ same functions.
 from __future__ import annotations
 
 import gc
+import logging
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +32,17 @@ class LoadedModel:
     device: str
 
 
+def _load(name: str, device: str | None = None) -> Any:
+    """model_zoo.load, with a refused user folder reported as a CheckpointError (its one-line message)."""
+    try:
+        return model_zoo.load(name, device)
+    except model_zoo.ModelSourceError as e:
+        raise model_zoo.CheckpointError(str(e)) from None
+
+
 @once_per_process(32)
 def _loaded(name: str) -> LoadedModel:
-    model = model_zoo.load(name)
+    model = _load(name)
     device = str(next(model.parameters()).device) if any(True for _ in model.parameters()) else "cpu"
     entry = LoadedModel(name, model, threading.RLock(), model_zoo.get_spec(name).sha256, device)
     freeze_long_lived()
@@ -54,7 +64,7 @@ def freeze_long_lived() -> None:
 
 @once_per_process(8)
 def _cpu_loaded(name: str) -> LoadedModel:
-    return LoadedModel(name, model_zoo.load(name, "cpu"), threading.RLock(), model_zoo.get_spec(name).sha256, "cpu")
+    return LoadedModel(name, _load(name, "cpu"), threading.RLock(), model_zoo.get_spec(name).sha256, "cpu")
 
 
 def cpu_model(name: str) -> LoadedModel:
@@ -87,9 +97,27 @@ def sample_pixels(index: int) -> np.ndarray:
 
 @once_per_process()
 def parameter_count(name: str) -> int:
-    """Number of parameters of a zoo model, from its card or by building it (no weights read)."""
+    """Number of parameters of a model, from its card (user folders: counted on the meta device) or by building it."""
     spec = model_zoo.get_spec(name)
-    counted = spec.card.get("parameters")
+    counted = spec.card.get("parameters") or spec.extra.get("parameters")
     if counted:
         return int(counted)
     return int(sum(p.numel() for p in model_zoo.build(spec).parameters()))
+
+
+# ---- the operator's own models (issue 17): serve --model PATH, ZOOSCOPE_MODELS, plugins ----------------
+
+def register_user_models() -> None:
+    """In the server process: register the operator's model folders and plugins now (checked, hashed, built on
+    the meta device), so the first page is quick; refusals go to the log and the Models page, never fatal."""
+    try:
+        import model_zoo
+
+        names = [n for n, s in model_zoo.all_models().items() if s.source != "zoo"]
+        if names:
+            print(f"zooscope: serving your models {', '.join(names)}", file=sys.stderr, flush=True)
+        for where, why in model_zoo.model_problems().items():
+            print(f"zooscope: refused {why if why.startswith(where) else f'{where}: {why}'}", file=sys.stderr, flush=True)
+    except Exception as e:  # noqa: BLE001 - the zoo must start whatever a folder or plugin holds
+        logging.getLogger(__name__).exception("registering the user's models failed")
+        print(f"zooscope: the user's models could not be registered ({type(e).__name__})", file=sys.stderr)
