@@ -42,8 +42,14 @@ PAGES: tuple[PageInfo, ...] = (
              "VAE latent spaces: scatter, manifold grid, traversals, interpolation, KL per dimension."),
     PageInfo("capsules", "Capsules", ":material/bubble_chart:",
              "Capsule lengths, routing per iteration, and the 16 pose dimensions."),
+    PageInfo("routing", "Routing", ":material/alt_route:",
+             "Mixture of experts: which expert each patch goes to, expert load and balance, and why."),
+    PageInfo("sequence", "Sequence", ":material/text_rotation_none:",
+             "A word in, its phones out: soft and monotonic alignment, decoding step by step, attribution per phone."),
     PageInfo("compare", "Compare", ":material/view_column:",
              "One digit, 2-4 models or methods side by side, on a colour scale chosen openly, and how much they agree."),
+    PageInfo("dataset", "Dataset", ":material/dataset:",
+             "A classifier over a whole dataset: accuracy, slices, per-class IG maps and faithfulness per method."),
     PageInfo("models", "Models", ":material/menu_book:", "The model cards: metrics measured again here, size, training, paper."),
 )
 

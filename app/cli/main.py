@@ -1,11 +1,12 @@
 """The zooscope command line: everything the web app does can also be scripted.
 
-    zooscope serve [--port P] [--host H]     start the web app
+    zooscope serve [--port P] [--host H] [--model PATH ...]  start the web app (with the user's model folders)
     zooscope train NAME|all [--data-dir D]   train zoo models and write their checkpoints
-    zooscope models [--json]                 list the zoo
+    zooscope models [--json] [--model PATH]  list the zoo, the user's folders and plugin models
     zooscope evaluate NAME [--json]          re-measure a shipped checkpoint on the held-out split
     zooscope analyze --model M --analyzer A --input PATH|sample:N [--param k=v ...] [--json]
-    zooscope bench ig|app|batch              run a benchmark
+    zooscope dataset --model M --dataset heldout|PATH --limit N --engine local|ray [--json]
+    zooscope bench ig|app|batch|dataset|sequence|refine  run a benchmark
 """
 
 from __future__ import annotations
@@ -17,14 +18,25 @@ import sys
 
 
 def _models(args: argparse.Namespace) -> int:
-    from model_zoo import REGISTRY, build
+    from model_zoo import all_models, build, model_problems, resolve_model
 
+    for path in args.model or []:
+        resolve_model(path)  # a refused folder: exit 2 with its one-line message
     rows = []
-    for spec in REGISTRY.values():
-        n_params = spec.card.get("parameters") or sum(p.numel() for p in build(spec).parameters())
+    for spec in all_models().values():  # the zoo, then the user's folders (--model, ZOOSCOPE_MODELS), then plugins
+        try:
+            n_params = (spec.card.get("parameters") or spec.extra.get("parameters")
+                        or sum(p.numel() for p in build(spec).parameters()))
+        except Exception as e:  # noqa: BLE001 - one model that cannot be built (weights missing) is said, not fatal
+            print(f"zooscope: {spec.name}: cannot be built ({type(e).__name__})", file=sys.stderr)
+            n_params = 0
         rows.append({"name": spec.name, "family": spec.family, "task": spec.task, "parameters": n_params,
                      "checkpoint_sha256": spec.sha256, "metrics": spec.metrics,
-                     "capabilities": sorted(spec.capabilities), "description": spec.description})
+                     "capabilities": sorted(spec.capabilities), "description": spec.description,
+                     "source": spec.source, "path": spec.extra.get("path", ""), "sha256": spec.sha256,
+                     **({"plugin": spec.extra["plugin"]} if "plugin" in spec.extra else {})})
+    for where, why in model_problems().items():  # ZOOSCOPE_MODELS folders and plugins that were refused
+        print(f"zooscope: refused {why if why.startswith(where) else f'{where}: {why}'}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -75,6 +87,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="start the web app")
     s.add_argument("--port", type=int, default=8501)
     s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--dataset", action="append", default=[], metavar="[NAME=]PATH",
+                   help="a folder/.zip of labelled digit images for the Dataset page (repeatable; ZOOSCOPE_DATASETS)")
+    s.add_argument("--model", action="append", default=[], metavar="PATH",
+                   help="a Hugging Face model folder to serve beside the zoo (repeatable; see also ZOOSCOPE_MODELS)")
     s.set_defaults(func=_delegate("app.cli.server", "serve_command"))
 
     s = sub.add_parser("train", help="train zoo models and write their checkpoints")
@@ -84,8 +100,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_train)
 
-    s = sub.add_parser("models", help="list the zoo")
+    s = sub.add_parser("models", help="list the zoo, the user's model folders and plugin models")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--model", action="append", default=[], metavar="PATH", help="also list this model folder")
     s.set_defaults(func=_models)
 
     s = sub.add_parser("evaluate", help="re-measure a shipped checkpoint on the held-out split")
@@ -104,8 +121,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="write the result arrays to this .npz file")
     s.set_defaults(func=_delegate("app.cli.analyze", "analyze_command"))
 
+    s = sub.add_parser("dataset", help="analyse a whole dataset on the local pool or Ray; print the summary")
+    importlib.import_module("app.cli.dataset").add_arguments(s)
+    s.set_defaults(func=_delegate("app.cli.dataset", "dataset_command"))
+
     s = sub.add_parser("bench", help="run a benchmark")
-    s.add_argument("suite", choices=["ig", "app", "batch"])
+    s.add_argument("suite", choices=["ig", "app", "batch", "dataset", "sequence", "refine"])
     s.add_argument("rest", nargs=argparse.REMAINDER)
     s.set_defaults(func=lambda a: importlib.import_module(f"bench.{a.suite}").main(a.rest))
     return p

@@ -8,24 +8,46 @@ from __future__ import annotations
 
 from analyzers import ANALYZERS, ATTRIBUTION_METHODS, params_to_mapping
 from analyzers.latent import PROJECTIONS
+from analyzers.text_classification import is_text_classifier, params_class_for
 from app.links.codec import Params
-from model_zoo import REGISTRY, get_spec
+from model_zoo import all_models, get_spec
 
 
 def models_for(analyzer: str) -> tuple[str, ...]:
-    """Zoo models that analyzer ``analyzer`` fits (set test of its needs against their capabilities)."""
+    """Models (zoo, the user's folders, plugins) that analyzer ``analyzer`` fits (set test of needs vs capabilities)."""
     entry = ANALYZERS[analyzer]
-    return tuple(name for name, spec in REGISTRY.items() if entry.fits(spec))
+    return tuple(name for name, spec in all_models().items() if entry.fits(spec))
 
 
 def image_models(needs: frozenset[str] = frozenset()) -> tuple[str, ...]:
-    """Zoo models that take digit images and have every capability in ``needs``."""
-    return tuple(n for n, s in REGISTRY.items() if s.input.modality == "image" and s.supports(needs))
+    """Models (zoo, user, plugin) that take images and have every capability in ``needs``."""
+    return tuple(n for n, s in all_models().items() if s.input.modality == "image" and s.supports(needs))
 
 
 def attribution_models() -> tuple[str, ...]:
-    """Image models that at least one attribution method fits."""
-    return tuple(n for n in image_models() if any(m.fits(REGISTRY[n]) for m in ATTRIBUTION_METHODS.values()))
+    """Image models that at least one attribution method fits, then the text classifiers (zoo and user)."""
+    models = all_models()
+    images = tuple(n for n in image_models() if any(m.fits(models[n]) for m in ATTRIBUTION_METHODS.values()))
+    return images + text_classifiers()
+
+
+def text_classifiers() -> tuple[str, ...]:
+    """Models that classify text (the zoo's minilm-sentiment, the user's sequence classifiers)."""
+    return tuple(n for n, s in all_models().items() if is_text_classifier(s))
+
+
+def default_text_model() -> str:
+    """The attribution views' text model: the zoo's fine-tuned minilm-sentiment once it is there, else minilm."""
+    models = all_models()
+    return "minilm-sentiment" if "minilm-sentiment" in models else "minilm"
+
+
+def is_text_classifier_model(model: str) -> bool:
+    """True when ``model`` classifies text (one text in, a class out)."""
+    try:
+        return is_text_classifier(get_spec(model))
+    except KeyError:
+        return False
 
 
 def attribution_methods(model: str) -> tuple[str, ...]:
@@ -42,14 +64,15 @@ def target_labels(model: str) -> tuple[str, ...]:
     return tuple(spec.input.labels)
 
 
-def params_class(method: str) -> type:
-    """The params dataclass of an attribution method."""
-    return ATTRIBUTION_METHODS[method].params
+def params_class(method: str, model: str | None = None) -> type:
+    """The params dataclass of an attribution method (on ``model``: TextIGParams for IG on a text classifier)."""
+    default = ATTRIBUTION_METHODS[method].params
+    return params_class_for(method, get_spec(model), default) if model else default
 
 
-def default_params(method: str) -> Params:
-    """The canonical default params of a method."""
-    return tuple(params_to_mapping(params_class(method)()).items())
+def default_params(method: str, model: str | None = None) -> Params:
+    """The canonical default params of a method (on ``model``, see :func:`params_class`)."""
+    return tuple(params_to_mapping(params_class(method, model)()).items())
 
 
 def attention_models() -> tuple[str, ...]:
@@ -59,7 +82,8 @@ def attention_models() -> tuple[str, ...]:
 
 def synthesizer_models() -> tuple[str, ...]:
     """The image models with attention (dot-product and every Synthesizer variant), in zoo order."""
-    return tuple(m for m in attention_models() if get_spec(m).input.modality == "image")
+    return tuple(m for m in attention_models() if get_spec(m).input.modality == "image"
+                 and get_spec(m).family in ("attention", "synthesizer"))  # not the MoE ViTs
 
 
 def latent_models() -> tuple[str, ...]:
@@ -70,6 +94,23 @@ def latent_models() -> tuple[str, ...]:
 def capsule_models() -> tuple[str, ...]:
     """The capsule networks."""
     return models_for("capsule_routing")
+
+
+def routing_models() -> tuple[str, ...]:
+    """The mixture-of-experts models whose expert routing can be drawn."""
+    return models_for("routing")
+
+
+def dataset_models() -> tuple[str, ...]:
+    """The image classifiers a whole-dataset analysis runs on (accuracy needs classes, IG needs gradients)."""
+    models = all_models()  # the held-out digits: models that read 1x28x28 with the ten digit labels
+    return tuple(n for n in image_models(frozenset({"classifier", "gradients"}))
+                 if models[n].input.shape == (1, 28, 28) and len(models[n].input.labels) == 10)
+
+
+def sequence_models() -> tuple[str, ...]:
+    """The sequence-to-sequence models whose decoding and alignment can be drawn (the G2P models)."""
+    return models_for("sequence_alignment")
 
 
 def has_weights(model: str) -> bool:
