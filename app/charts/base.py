@@ -197,8 +197,12 @@ def confusion_chart(counts: np.ndarray, labels: Sequence[str], title: str = "", 
         x=alt.X("predicted:O", sort=list(labels), title="predicted class"),
         y=alt.Y("true:O", sort=list(labels), title="true class"),
         tooltip=[alt.Tooltip("true:O"), alt.Tooltip("predicted:O"), alt.Tooltip("count:Q")])
-    off = alt.datum.diagonal == False  # noqa: E712 - a Vega expression, not Python
-    rects = base.mark_rect().encode(color=alt.condition(
-        off, alt.Color("count:Q", scale=alt.Scale(scheme="reds", type="symlog"), legend=None), alt.value("#e8eef7")))
+    # Empty cells stay white and the diagonal pale blue; only confusions (off-diagonal, count > 0) are red,
+    # on a scale that starts at one confusion (a scale over the zeros too painted every empty cell).
+    cells = base.mark_rect(stroke="#f3f3f3").encode(
+        color=alt.condition(alt.datum.diagonal, alt.value("#e8eef7"), alt.value("#ffffff")))
+    most = int(max(1, np.max(np.where(rows != cols, np.asarray(counts), 0), initial=0)))
+    errors = base.transform_filter("!datum.diagonal && datum.count > 0").mark_rect().encode(
+        color=alt.Color("count:Q", scale=alt.Scale(scheme="reds", type="symlog", domain=[0, most]), legend=None))
     text = base.mark_text(fontSize=10).encode(text=alt.condition(alt.datum.count > 0, "count:Q", alt.value("")))
-    return alt.layer(rects, text).properties(width=cell * k, height=cell * k, autosize=PAD)
+    return alt.layer(cells, errors, text).properties(width=cell * k, height=cell * k, autosize=PAD)

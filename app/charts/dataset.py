@@ -77,4 +77,4 @@ def slice_chart(names: Sequence[str], accuracy: Sequence[float], counts: Sequenc
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
         tooltip=[alt.Tooltip("slice:N"), alt.Tooltip("accuracy:Q", format=".3f"), alt.Tooltip("examples:Q")])
     text = base.mark_text(dy=-6, fontSize=10).encode(y="accuracy:Q", text=alt.Text("examples:Q", format="d"))
-    return alt.layer(bars, text).properties(width=max(160, 44 * len(df)), height=180, autosize=PAD)
+    return alt.layer(bars, text).properties(width=max(160, 28 * len(df)), height=180, autosize=PAD)
