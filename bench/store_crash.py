@@ -7,10 +7,14 @@ exactly the content that was saved, and that SQLite's integrity check is "ok".
 
     python -m bench.store_crash                 # 20 rounds, 2 writers, ~1 s each
     python -m bench.store_crash --rounds 5 --writers 4 --seconds 0.5
+    ZOOSCOPE_STORE_URL=postgresql://... python -m bench.store_crash --backend postgresql
 
 Exit status 0 when nothing acknowledged was lost and the file is intact.
 Note: SIGKILL tests process crashes, not power loss (the OS still holds
-unflushed pages); ``synchronous=FULL`` is what covers the latter.
+unflushed pages); ``synchronous=FULL`` is what covers the latter. With
+``--backend postgresql`` the writers save to the database of ``ZOOSCOPE_STORE_URL``
+(the URL reaches them through their environment, never their command line) and
+the check is the same; PostgreSQL acknowledges a COMMIT once its WAL is flushed.
 """
 
 from __future__ import annotations
@@ -60,9 +64,12 @@ def expected_record(writer: int, index: int) -> tuple[dict, dict[str, np.ndarray
     return {"writer": writer, "index": index, "note": "é✓"}, arrays
 
 
-def write_forever(path: Path, writer: int) -> None:
+_LOCATION_ENV = "ZOOSCOPE_CRASH_STORE"  # the store a writer saves to: a SQLite path or a store URL
+
+
+def write_forever(location: str | Path, writer: int) -> None:
     """Save analyses in a loop, printing "<link id> <index>" after each save returns."""
-    store = Store(path)
+    store = Store(location)
     index = 0
     while True:
         meta, arrays = expected_record(writer, index)
@@ -72,9 +79,10 @@ def write_forever(path: Path, writer: int) -> None:
         index += 1
 
 
-def _start_writer(path: Path, writer: int) -> subprocess.Popen:
+def _start_writer(location: str | Path, writer: int) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
-    command = [sys.executable, "-m", "bench.store_crash", "--child", str(path), "--writer", str(writer)]
+    env[_LOCATION_ENV] = str(location)
+    command = [sys.executable, "-m", "bench.store_crash", "--child", "--writer", str(writer)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, cwd=_REPO_ROOT, env=env)
 
 
@@ -88,8 +96,9 @@ def _collect(proc: subprocess.Popen, acks: list[tuple[str, int]], first: threadi
         first.set()
 
 
-def run_round(path: Path, *, seconds: float = 1.0, writers: int = 1, start_timeout: float = 30.0) -> RoundResult:
-    """Start writers on ``path``, SIGKILL them ``seconds`` after their first save, then verify."""
+def run_round(path: str | Path, *, seconds: float = 1.0, writers: int = 1, start_timeout: float = 30.0) -> RoundResult:
+    """Start writers on ``path`` (a SQLite file or a store URL), SIGKILL them ``seconds`` after their first save,
+    then verify."""
     acks: list[list[tuple[str, int]]] = [[] for _ in range(writers)]
     procs, readers, started = [], [], []
     for writer in range(writers):
@@ -111,7 +120,7 @@ def run_round(path: Path, *, seconds: float = 1.0, writers: int = 1, start_timeo
     return verify(path, acks)
 
 
-def verify(path: Path, acks: list[list[tuple[str, int]]]) -> RoundResult:
+def verify(path: str | Path, acks: list[list[tuple[str, int]]]) -> RoundResult:
     """Reopen the store and check each acknowledged save is there with its exact content."""
     store = Store(path)
     found = intact = 0
@@ -136,10 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the SIGKILL experiment and print acknowledged vs found for every round."""
     args = _parse_args(argv)
     if args.child:
-        write_forever(Path(args.child), args.writer)
+        write_forever(os.environ[_LOCATION_ENV], args.writer)
         return 0
+    if args.backend == "postgresql" and not os.environ.get("ZOOSCOPE_STORE_URL", "").startswith("postgres"):
+        print("--backend postgresql saves to the database of ZOOSCOPE_STORE_URL=postgresql://...; it is not set",
+              file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="zooscope-crash-") as tmp:
-        path = Path(args.path or Path(tmp) / "analyses.sqlite3")
+        path = (os.environ["ZOOSCOPE_STORE_URL"] if args.backend == "postgresql"
+                else Path(args.path or Path(tmp) / "analyses.sqlite3"))
         rng = np.random.default_rng(args.seed)
         results = [_report(i, run_round(path, seconds=_jitter(rng, args.seconds), writers=args.writers))
                    for i in range(args.rounds)]
@@ -173,7 +187,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=1.0, help="longest run before a kill (jittered)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the kill times")
     parser.add_argument("--path", help="store file to use (default: a fresh temporary one)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="sqlite: a fresh file (or --path); postgresql: the database of ZOOSCOPE_STORE_URL")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--writer", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

@@ -27,6 +27,7 @@ nothing is listed as published and nothing can be published.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import math
 import time
 from collections import deque
@@ -42,8 +43,9 @@ from analyzers import from_record, to_record
 from app.runtime.guards import env_number
 from app.runtime.images import DecodedImage
 from app.runtime.results import results
-from app.runtime.store import Store, StoreError, default_store_path
-from model_zoo import REGISTRY, get_spec
+from app.runtime.store import Store, StoreError
+from app.runtime.store_url import STORE_URL_ENV, StoreLocation, StoreUrlError, store_location
+from model_zoo import REGISTRY, current_sha256, get_spec
 
 SHARE_FORMAT = 1
 VERSIONED_LIBRARIES = ("zooscope", "torch", "captum", "transformers", "streamlit", "numpy")
@@ -85,14 +87,26 @@ def gallery_on() -> bool:
 
 
 @lru_cache(maxsize=4)
-def _store_at(path: str, max_store_bytes: int | None) -> Any:
-    return Store(path, max_store_bytes=max_store_bytes)
+def _store_at(location: StoreLocation, max_store_bytes: int | None) -> Any:
+    return Store(location, max_store_bytes=max_store_bytes)
 
 
 def store() -> Any:
-    """The process-wide analysis store at ``app.runtime.store.default_store_path()``, with the size
-    budget of ``ZOOSCOPE_STORE_MAX_MB`` (both read at each call)."""
-    return _store_at(str(default_store_path()), store_budget_bytes())
+    """The process-wide analysis store named by ``ZOOSCOPE_STORE_URL`` (unset: the SQLite file
+    ``app.runtime.store_url.default_store_path()``), with the size budget of ``ZOOSCOPE_STORE_MAX_MB``
+    (both read at each call).
+
+    Raises:
+        StoreError: ``ZOOSCOPE_STORE_URL`` is not a store URL (the log says what to write).
+    """
+    try:
+        location = store_location()
+    except StoreUrlError as e:
+        logging.getLogger(__name__).warning("%s", e)
+        raise StoreError(f"Shared analyses are unavailable: this server's {STORE_URL_ENV} is not a store URL "
+                         "zooscope knows. Your analysis is still on screen; ask the operator to correct the "
+                         "setting (the server log says how).") from None
+    return _store_at(location, store_budget_bytes())
 
 
 class SharingTooFast(Exception):
@@ -165,8 +179,18 @@ class SavedView:
 
     def changed_models(self) -> dict[str, tuple[str, str]]:
         """Models whose checkpoint differs from the one the analysis was made with: name -> (then, now)."""
-        now = {name: REGISTRY[name].sha256 if name in REGISTRY else "" for name in self.checkpoints}
+        now = {name: _sha256_now(name) for name in self.checkpoints}
         return {name: (then, now[name]) for name, then in self.checkpoints.items() if then != now[name]}
+
+
+def _sha256_now(name: str) -> str:
+    """The weights' sha256 now: the zoo's manifest, or a user folder's weights hashed again; "" when gone."""
+    if name in REGISTRY:
+        return REGISTRY[name].sha256
+    try:
+        return current_sha256(name)
+    except (KeyError, OSError, ValueError):  # the folder is no longer served
+        return ""
 
 
 def save_view(page: str, view_query: Mapping[str, str], *, title: str, inputs: Mapping[str, np.ndarray],

@@ -1,54 +1,55 @@
-"""The analysis store: saved analyses in SQLite, reopened by unguessable link ids.
+"""The analysis store: saved analyses reopened by unguessable link ids, in SQLite or PostgreSQL.
 
-One row per saved analysis: its kind, a title, canonical JSON metadata and
-its arrays as an .npz blob (never pickle). SQLite runs in WAL mode with
-``synchronous=FULL``, so a save that returned an id survives a crash of the
-process; every write is one ``BEGIN IMMEDIATE`` transaction. Each thread gets
-its own connection. No streamlit and no torch here: the CLI and the pages
-share it.
+One row per saved analysis: its kind, a title, canonical JSON metadata and its arrays as an
+.npz blob (never pickle). :class:`Store` is the front every caller uses; it checks arguments,
+ids, sizes and the budget the same way whatever keeps the rows, and hands them to a backend:
+
+- :mod:`app.runtime.store_sqlite` (the default, ``$ZOOSCOPE_HOME/analyses.sqlite3``): WAL mode,
+  ``synchronous=FULL``, one ``BEGIN IMMEDIATE`` transaction per write, a connection per thread;
+- :mod:`app.runtime.store_pg` (``ZOOSCOPE_STORE_URL=postgresql://...``): psycopg 3 with a small
+  pool, one transaction per write, for several app replicas on one database.
+
+Which one is said by :func:`app.runtime.store_url.store_location`. Both give the same guarantees,
+checked by the same tests: a save that returned an id survives a SIGKILL of the process,
+concurrent saves lose nothing, and a malformed id is refused before the database is touched.
+No streamlit and no torch here: the CLI and the pages share it.
 
 An analysis may have an owner (an opaque id of the browser that shared it, never a cookie),
 who alone may publish it; ``recent`` lists one owner's or the published ones. Analyses saved
 before schema 2 are owned by nobody and unpublished: opening a schema-1 store adds the
 ``sharing`` table in one transaction and changes no saved row.
 
-A store may have a size budget (``max_store_bytes``): a save that would take it
-past is refused, checked in the transaction that inserts, so two writers cannot
-both squeeze past. Nothing saved is ever deleted to make room.
+A store may have a size budget (``max_store_bytes``): a save that would take it past is
+refused, checked in the transaction that inserts, so two writers (threads, processes or
+replicas) cannot both squeeze past. Nothing saved is ever deleted to make room.
 
-Errors: conditions of the machine (store read-only, disk full, size budget
-spent, store busy, file damaged) raise :class:`StoreError` with a message for
-people. Wrong arguments from our own code (object arrays, meta that is not
-JSON) raise ``TypeError``/``ValueError``. :meth:`Store.load` returns ``None``
-both for unknown ids and for malformed ones, which it rejects before touching
-the database.
+Errors: conditions of the machine (store read-only, disk full, size budget spent, store busy,
+file damaged, database unreachable) raise :class:`StoreError` with a message for people.
+Wrong arguments from our own code (object arrays, meta that is not JSON) raise
+``TypeError``/``ValueError``. :meth:`Store.load` returns ``None`` both for unknown ids and for
+malformed ones, which it rejects before touching the database.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import random
 import re
 import secrets
-import sqlite3
-import threading
-import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-import platformdirs
 
 from app.runtime.payload import check_text, checked_arrays, meta_to_json, pack_arrays, unpack_arrays
-from app.runtime.store_errors import SchemaTooNew, StoreError, is_busy, people_message
+from app.runtime.store_errors import StoreError
 from app.runtime.store_errors import megabytes as _megabytes
+from app.runtime.store_sqlite import SCHEMA_VERSION, SqliteBackend
+from app.runtime.store_url import StoreLocation, StoreUrlError, default_store_path, parse_store_url
 
 __all__ = [
     "LINK_ID_PATTERN",
@@ -63,53 +64,11 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
-SCHEMA_VERSION = 2  # 1: analyses; 2: + sharing (owner, published_at), added in place to a schema-1 store
 MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
 BUSY_TIMEOUT_S = 10.0
 LINK_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _MAX_RECENT = 1000
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS analyses (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE CHECK (length(id) = 22),
-        kind TEXT NOT NULL,
-        title TEXT NOT NULL,
-        meta_json TEXT NOT NULL,
-        arrays_npz BLOB NOT NULL,
-        created_at TEXT NOT NULL
-    )""",
-    # Who shared an analysis and whether they published it; no row: owned by nobody, unpublished.
-    # A table of its own rather than columns of analyses: a column after arrays_npz would be read
-    # by walking the blob's overflow pages, and a schema-1 store gains it without touching a row.
-    """CREATE TABLE IF NOT EXISTS sharing (
-        seq INTEGER PRIMARY KEY REFERENCES analyses (seq),
-        owner TEXT NOT NULL CHECK (length(owner) > 0),
-        published_at TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS sharing_by_owner ON sharing (owner)",
-    "CREATE INDEX IF NOT EXISTS sharing_published ON sharing (published_at) WHERE published_at IS NOT NULL",
-)
-_INSERT = "INSERT INTO analyses (id, kind, title, meta_json, arrays_npz, created_at) VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_OWNER = "INSERT INTO sharing (seq, owner) VALUES (?, ?)"
-_SELECT_ONE = ("SELECT a.id, a.kind, a.title, a.meta_json, a.arrays_npz, a.created_at, s.owner, s.published_at "
-               "FROM analyses a LEFT JOIN sharing s ON s.seq = a.seq WHERE a.id = ?")
-_SUMMARY = "SELECT a.id, a.kind, a.title, a.created_at, s.published_at "
-_SELECT_RECENT = _SUMMARY + "FROM analyses a LEFT JOIN sharing s ON s.seq = a.seq ORDER BY a.seq DESC LIMIT ?"
-_SELECT_OWNED = (_SUMMARY + "FROM sharing s JOIN analyses a ON a.seq = s.seq WHERE s.owner = ? "
-                 "AND (s.published_at IS NOT NULL OR NOT ?) ORDER BY s.seq DESC LIMIT ?")
-_SELECT_PUBLISHED = (_SUMMARY + "FROM sharing s JOIN analyses a ON a.seq = s.seq WHERE s.published_at IS NOT NULL "
-                     "ORDER BY s.published_at DESC, s.seq DESC LIMIT ?")
-_SELECT_SHARING = "SELECT s.seq, s.owner, s.published_at FROM analyses a JOIN sharing s ON s.seq = a.seq WHERE a.id = ?"
-_SET_PUBLISHED = "UPDATE sharing SET published_at = ? WHERE seq = ?"
-# Cheap: length() of a BLOB reads only the record header, and title and meta_json come before the blob
-# (0.1 ms for 200 shares of 2.3 MB; a column after arrays_npz would walk its overflow pages, 100 ms).
-_SELECT_STORED_BYTES = (
-    "SELECT COALESCE(SUM(length(arrays_npz) + length(CAST(meta_json AS BLOB)) + length(CAST(title AS BLOB))), 0) "
-    "FROM analyses"
-)
 
 
 @dataclass(frozen=True)
@@ -137,44 +96,56 @@ class SavedAnalysis:
     published_at: datetime | None = None
 
 
-def default_store_path() -> Path:
-    """Where analyses are saved: ``$ZOOSCOPE_HOME/analyses.sqlite3`` (a per-user data folder by default)."""
-    home = os.environ.get("ZOOSCOPE_HOME") or platformdirs.user_data_dir("zooscope")
-    return Path(home) / "analyses.sqlite3"
-
-
 def is_valid_link_id(s: object) -> bool:
     """Whether ``s`` has the shape of a link id: 22 URL-safe characters."""
     return isinstance(s, str) and LINK_ID_PATTERN.fullmatch(s) is not None
 
 
 class Store:
-    """The SQLite file that keeps saved analyses; safe to share between threads.
+    """The store that keeps saved analyses (a SQLite file or a PostgreSQL database); safe to share between threads.
 
     Args:
-        path: the database file; its folder is created when first needed.
-        busy_timeout: seconds a write waits for other writers before giving up.
+        location: a SQLite file path, a store URL (``sqlite:///abs/path``, ``postgresql://...``)
+            or a :class:`~app.runtime.store_url.StoreLocation`. Nothing is opened until first used.
+        busy_timeout: seconds a write waits for other writers (locks) before giving up.
         max_payload_bytes: the largest analysis (arrays + metadata) accepted.
         max_store_bytes: the most all saved analyses together may take (arrays + metadata
             + titles); a save past it is refused and nothing is deleted. None or 0: no budget.
+
+    Attributes:
+        location: where the rows are kept; ``path`` is the SQLite file (None for PostgreSQL).
+
+    Raises:
+        StoreUrlError: ``location`` is a string that looks like a URL zooscope does not know.
     """
 
     def __init__(
         self,
-        path: str | Path,
+        location: str | Path | StoreLocation,
         *,
         busy_timeout: float = BUSY_TIMEOUT_S,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         max_store_bytes: int | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.location = _as_location(location)
+        self.path = self.location.path
         self.busy_timeout = float(busy_timeout)
         self.max_payload_bytes = int(max_payload_bytes)
         self.max_store_bytes = int(max_store_bytes or 0) or None
-        self._local = threading.local()
+        if self.location.backend == "postgresql":
+            from app.runtime.store_pg import PgBackend  # psycopg is imported only when a store there is used
+
+            self._backend: Any = PgBackend(self.location.url, self.busy_timeout)
+        else:
+            self._backend = SqliteBackend(self.location.path, self.busy_timeout)
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({str(self.location)!r})"
+
+    @property
+    def backend(self) -> str:
+        """Which database keeps the rows: "sqlite" or "postgresql"."""
+        return self.location.backend
 
     # ------------------------------------------------------------ public
 
@@ -182,23 +153,29 @@ class Store:
              owner: str = "") -> str:
         """Save an analysis in one transaction and return its new link id; ``owner`` ("": nobody) may publish it.
 
+        ``kind`` is free text (the page that shows it, or e.g. "dataset" for a whole-dataset
+        result): any JSON ``meta`` and any numeric/bool/str arrays are kept exactly, whatever the kind.
+
         Raises:
-            StoreError: the store is read-only, full (its disk, or its size budget), busy, or the
-                analysis too large.
+            StoreError: the store is read-only, full (its disk, or its size budget), busy, unreachable,
+                or the analysis too large.
             TypeError: object arrays, meta that is not JSON, or arguments of the wrong type.
+            ValueError: an empty kind, or a NUL character in kind, title or owner.
         """
-        check_text("kind", kind, allow_empty=False)
-        check_text("title", title, allow_empty=True)
-        check_text("owner", owner, allow_empty=True)
+        for field, text, allow_empty in (("kind", kind, False), ("title", title, True), ("owner", owner, True)):
+            check_text(field, text, allow_empty=allow_empty)
+            if "\x00" in text:  # PostgreSQL's text cannot hold it; refused on both backends alike
+                raise ValueError(f"{field} must not contain NUL characters")
         meta_json = meta_to_json(meta)
         arrays = checked_arrays(arrays)
         self._check_payload(sum(a.nbytes for a in arrays.values()) + len(meta_json) + len(title))
         blob = pack_arrays(arrays)
         self._check_payload(len(blob) + len(meta_json) + len(title))
         link_id = secrets.token_urlsafe(16)
-        row = (link_id, kind, title, meta_json, blob, _now().isoformat(timespec="microseconds"))
+        row = (link_id, kind, title, meta_json, blob, _now())
         n_bytes = len(blob) + len(meta_json.encode()) + len(title.encode())
-        self._run("save", lambda conn: self._insert_within_budget(conn, row, n_bytes, owner))
+        admit = None if self.max_store_bytes is None else (lambda stored: self._admit(stored, n_bytes))
+        self._backend.insert(row, owner, admit)
         return link_id
 
     def load(self, link_id: str) -> SavedAnalysis | None:
@@ -212,7 +189,7 @@ class Store:
         """
         if not is_valid_link_id(link_id):
             return None
-        row = self._run("read", lambda conn: conn.execute(_SELECT_ONE, (link_id,)).fetchone())
+        row = self._backend.fetch(link_id)
         return None if row is None else _analysis_from_row(row)
 
     def recent(self, limit: int = 10, *, owner: str | None = None, published_only: bool = False) -> list[SavedSummary]:
@@ -226,48 +203,34 @@ class Store:
             raise ValueError(f"limit must be an integer from 1 to {_MAX_RECENT}, got {limit!r}")
         if owner == "":
             return []
-        query, args = (_SELECT_OWNED, (owner, bool(published_only), limit)) if owner is not None else (
-            (_SELECT_PUBLISHED if published_only else _SELECT_RECENT), (limit,))
-        rows = self._run("read", lambda conn: conn.execute(query, args).fetchall())
-        return [SavedSummary(id=r[0], kind=r[1], title=r[2], created_at=_parse_time(r[3]),
-                             published_at=_parse_time(r[4]) if r[4] else None) for r in rows]
+        rows = self._backend.recent(limit, owner, bool(published_only))
+        return [SavedSummary(id=r[0], kind=r[1], title=r[2], created_at=_as_time(r[3]), published_at=_as_time(r[4]))
+                for r in rows]
 
     def publish(self, link_id: str, owner: str, *, published: bool = True) -> bool:
         """Publish (or withdraw) an analysis in one transaction, if it is ``owner``'s; nothing is deleted.
 
         Returns True when it is ``owner``'s and now (or already) as asked; False, changing nothing,
         when there is no such analysis or it is not ``owner``'s (nobody's, if saved before schema 2).
-        Raises StoreError when the store is read-only, busy or damaged.
+        Raises StoreError when the store is read-only, busy, unreachable or damaged.
         """
         if not is_valid_link_id(link_id) or not isinstance(owner, str) or not owner:
             return False
-
-        def work(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(_SELECT_SHARING, (link_id,)).fetchone()
-            if row is None or row[1] != owner:
-                return False
-            if bool(row[2]) != published:
-                conn.execute(_SET_PUBLISHED, (_now().isoformat(timespec="microseconds") if published else None, row[0]))
-            return True
-
-        return self._run("publish", work)
+        return self._backend.publish(link_id, owner, bool(published), _now())
 
     def published_at(self, link_id: str) -> datetime | None:
         """When an analysis was published to the gallery; None if it is not, or there is no such analysis."""
-        row = self._run("read", lambda conn: conn.execute(_SELECT_SHARING, (link_id,)).fetchone())
-        return _parse_time(row[2]) if row and row[2] else None
+        if not is_valid_link_id(link_id):
+            return None
+        return _as_time(self._backend.published_at(link_id))
 
     def integrity_check(self) -> str:
-        """SQLite's verdict on the store file: "ok", or a description of the damage."""
-        rows = self._run("read", lambda conn: conn.execute("PRAGMA integrity_check").fetchall())
-        return "\n".join(str(r[0]) for r in rows)
+        """"ok", or a description of the damage (SQLite's integrity check; PostgreSQL: schema and joins)."""
+        return self._backend.integrity_check()
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
+        """Let go of connections (SQLite: this thread's; PostgreSQL: the pool's). The store opens again when used."""
+        self._backend.close()
 
     # ----------------------------------------------------------- private
 
@@ -279,99 +242,26 @@ class Store:
                 "analyse fewer inputs or a smaller model to save it."
             )
 
-    def _insert_within_budget(self, conn: sqlite3.Connection, row: tuple, n_bytes: int, owner: str) -> None:
-        """Insert ``row`` and its owner unless it would take the store past its budget (inside the write transaction)."""
-        if self.max_store_bytes is not None:
-            stored = int(conn.execute(_SELECT_STORED_BYTES).fetchone()[0])
-            if stored + n_bytes > self.max_store_bytes:
-                _log.warning("analysis store %s is at its budget: %d bytes stored, %d more refused (budget %d)",
-                             self.path, stored, n_bytes, self.max_store_bytes)
-                raise StoreError(
-                    f"Not saved: this server's store of shared analyses is full ({_megabytes(self.max_store_bytes)} "
-                    "MB). Already shared analyses are kept, and your analysis is still on screen; ask the operator "
-                    "to raise ZOOSCOPE_STORE_MAX_MB or to clear old shares."
-                )
-        seq = conn.execute(_INSERT, row).lastrowid
-        if owner:
-            conn.execute(_INSERT_OWNER, (seq, owner))
-
-    def _run(self, action: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``work`` for ``action`` ("read", else in a write transaction), retrying while the store is busy."""
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.005
-        while True:
-            try:
-                conn = self._connection()
-                return work(conn) if action == "read" else _in_transaction(conn, work)
-            except sqlite3.OperationalError as exc:
-                if is_busy(exc) and time.monotonic() + delay < deadline:
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 0.25)
-                    continue
-                raise self._store_error(action, exc) from exc
-            except (sqlite3.Error, OSError, SchemaTooNew) as exc:
-                raise self._store_error(action, exc) from exc
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._open()
-            self._local.conn = conn
-        return conn
-
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            _ensure_schema(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _store_error(self, action: str, exc: BaseException) -> StoreError:
-        _log.warning("analysis store %s failed: %r", self.path, exc)
-        return StoreError(people_message(action, exc, self.busy_timeout))
+    def _admit(self, stored: int, n_bytes: int) -> None:
+        """Refuse a save of ``n_bytes`` when ``stored`` bytes are kept already and the budget would be passed."""
+        if stored + n_bytes > self.max_store_bytes:
+            _log.warning("analysis store %s is at its budget: %d bytes stored, %d more refused (budget %d)",
+                         self.location, stored, n_bytes, self.max_store_bytes)
+            raise StoreError(
+                f"Not saved: this server's store of shared analyses is full ({_megabytes(self.max_store_bytes)} "
+                "MB). Already shared analyses are kept, and your analysis is still on screen; ask the operator "
+                "to raise ZOOSCOPE_STORE_MAX_MB or to clear old shares."
+            )
 
 
-# ------------------------------------------------------------ transactions
-
-
-def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
-    """Run ``work`` between BEGIN IMMEDIATE and COMMIT; roll back on any failure."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):  # the original error says more
-                conn.execute("ROLLBACK")
-        raise
-    return result
-
-
-def _ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables on first use, bring an older store up to this schema in place (adding, never
-    changing a row), and refuse a store written by a newer zooscope."""
-    if _user_version(conn) == SCHEMA_VERSION:
-        return
-
-    def create(c: sqlite3.Connection) -> None:
-        version = _user_version(c)
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(version, SCHEMA_VERSION)
-        for statement in _SCHEMA:
-            c.execute(statement)
-        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    _in_transaction(conn, create)
-
-
-def _user_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+def _as_location(location: str | Path | StoreLocation) -> StoreLocation:
+    if isinstance(location, StoreLocation):
+        return location
+    if isinstance(location, str) and re.match(r"^(sqlite|postgres|postgresql):", location, re.IGNORECASE):
+        return parse_store_url(location)
+    if isinstance(location, (str, Path)) and str(location):
+        return StoreLocation("sqlite", path=Path(location))
+    raise StoreUrlError(f"A store is a SQLite file path or a store URL, got {location!r}.")
 
 
 # ----------------------------------------------------------- rows
@@ -386,13 +276,16 @@ def _analysis_from_row(row: tuple) -> SavedAnalysis:
             f"Could not read saved analyses: the analysis {link_id} is damaged ({exc}). "
             "Run the analysis again and save a new link."
         ) from exc
-    return SavedAnalysis(link_id, kind, title, meta, arrays, _parse_time(created_at), owner or "",
-                         _parse_time(published_at) if published_at else None)
+    return SavedAnalysis(link_id, kind, title, meta, arrays, _as_time(created_at), owner or "", _as_time(published_at))
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def _as_time(value: str | datetime | None) -> datetime | None:
+    """A stored time as an aware datetime in UTC: SQLite keeps ISO text, PostgreSQL TIMESTAMPTZ."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.astimezone(UTC)

@@ -297,13 +297,15 @@ def _read_only_home(monkeypatch):
 
 def _store_full(monkeypatch):
     """A real SQLITE_FULL: every connection may not grow the file beyond the pages it has."""
-    real_open = Store._open
+    from app.runtime.store_sqlite import SqliteBackend  # the SQLite file behind the Store front
+
+    real_open = SqliteBackend._open
 
     def capped(self):
         conn = real_open(self)
         conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
         return conn
-    monkeypatch.setattr(Store, "_open", capped)
+    monkeypatch.setattr(SqliteBackend, "_open", capped)
 
 
 def _store_bug(monkeypatch):
