@@ -30,6 +30,7 @@ from .latent import (
     precompute_projections,
 )
 from .novelty import NoveltyParams, novelty_score
+from .refine import Refinement, refine, refine_to_end
 from .params import FieldSpec, ParamError, Params, field_specs, params_from_mapping, params_to_mapping
 from .registry import ANALYZERS, compatible, get_analyzer, run_analyzer
 from .results import (
@@ -53,6 +54,7 @@ __all__ = [
     "input_x_gradient", "integrated_gradients", "latent_interpolation", "latent_projection", "latent_statistics",
     "latent_traversal", "manifold_grid", "novelty_score", "occlusion", "params_from_mapping", "params_to_mapping",
     "pose_perturbation", "precompute_projections", "randomisation_check", "reconstruct_with_offsets", "rollout",
+    "Refinement", "refine", "refine_to_end",
     "run_analyzer", "saliency",
     "smoothgrad", "to_record",
 ]
