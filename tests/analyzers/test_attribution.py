@@ -92,7 +92,10 @@ def test_too_few_steps_are_flagged_with_advice(digits):
 GRADIENT_IMAGE_MODELS = [n for n in IMAGE_MODELS if "integrated_gradients" in compatible(model_zoo.get_spec(n))]
 
 
-@pytest.mark.parametrize("name", GRADIENT_IMAGE_MODELS)
+# Not the MoE ViTs: their top-k routing switches along the path, so completeness can fail there by design;
+# tests/analyzers/test_routing.py checks that the readout flags it and names the switches.
+@pytest.mark.parametrize("name", [n for n in GRADIENT_IMAGE_MODELS
+                                  if "routing" not in model_zoo.get_spec(n).capabilities])
 def test_trained_models_pass_completeness_at_default_steps(name, digits):
     model = trained_or_skip(name)
     r = integrated_gradients(model, model_zoo.get_spec(name), digits[:2], IGParams())
