@@ -247,6 +247,11 @@ def refine(model, spec, inputs, method: str = "integrated_gradients", params: Pa
         for level, (out, one_shot, steps, evals, error, final, capped) in enumerate(levels):
             run.params = one_shot
             result = _image_result(run, spec, x, scores, t, out, one_shot)
+            if final and method == "integrated_gradients" and "routing" in spec.capabilities:
+                from .routing import with_routing_switches  # MoE: count (and name) top-k switches on the path
+                custom = baseline_tensor is not None and hasattr(one_shot, "baseline")
+                result = with_routing_switches(model, spec, result, one_shot.replace(baseline="custom") if custom
+                                               else one_shot)
             yield Refinement(result, method, rule if method == "integrated_gradients" else "samples", steps, top, evals,
                              error, "completeness" if method == "integrated_gradients" else "spread",
                              tol if method == "integrated_gradients" else spread_tol, final, capped,
