@@ -60,11 +60,13 @@ def attention_maps(model, spec, inputs: Inputs, params: AttentionParams = Attent
         roll = rollout(attn, params.head_fusion)  # (B, T, T)
         grad = gradient_rollout(attn, maps.gradients) if maps.gradients is not None else None
         image = spec.input.modality == "image"
+        side = map_side(spec) if image else 0
         return AttentionResult(
             info=run.info(), kind=_kind(spec), inputs=maps.inputs, attentions=_np(attn), rollout=_np(roll),
             grad_rollout=None if grad is None else _np(grad), predictions=maps.predictions, targets=maps.targets,
-            cls_maps=_np(cls_map(attn)) if image else None, rollout_map=_np(cls_map(roll)) if image else None,
-            grad_rollout_map=_np(cls_map(grad)) if image and grad is not None else None,
+            cls_maps=_np(cls_map(attn, side)) if image else None,
+            rollout_map=_np(cls_map(roll, side)) if image else None,
+            grad_rollout_map=_np(cls_map(grad, side)) if image and grad is not None else None,
             mix_weights=maps.mix_weights, components={k: _np(v) for k, v in maps.components.items()},
             tokens=maps.tokens, token_mask=maps.token_mask,
         )
@@ -120,10 +122,28 @@ def gradient_rollout(attentions: torch.Tensor, gradients: torch.Tensor) -> torch
     return r
 
 
+MAP_SIDE = 56  # CLS maps of images larger than this are drawn at this side (224x224 would be 50k cells a map)
+
+
+def map_side(spec) -> int:
+    """Side of the CLS maps: the image's (28 for the zoo's digits), at most MAP_SIDE."""
+    return min(int(min(spec.input.shape[-2:])), MAP_SIDE)
+
+
+def patch_grid(tokens: int) -> tuple[int, int]:
+    """(prefix tokens, grid side) of a ViT's tokens: CLS (and DeiT's distillation token) before a square grid."""
+    for prefix in (1, 2):
+        g = math.isqrt(tokens - prefix)
+        if g * g == tokens - prefix:
+            return prefix, g
+    raise ParamError(f"{tokens} tokens are not a class token before a square patch grid: this model's attention "
+                     "cannot be drawn over the image")
+
+
 def cls_map(x: torch.Tensor, size: int = 28) -> torch.Tensor:
     """The CLS row of (..., T, T) maps on the patch grid, upsampled bilinearly: (..., size, size)."""
-    row = x[..., 0, 1:]  # (..., 49)
-    grid = math.isqrt(row.shape[-1])
+    prefix, grid = patch_grid(x.shape[-1])
+    row = x[..., 0, prefix:]  # (..., 49)
     flat = row.reshape(-1, 1, grid, grid)  # (N, 1, 7, 7)
     up = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False)
     return up.reshape(*row.shape[:-1], size, size)
@@ -147,6 +167,8 @@ class _Maps:
 
 
 def _kind(spec) -> str:
+    if isinstance(getattr(spec, "extra", None), dict) and spec.extra.get("source"):
+        return "softmax"  # a user's Hugging Face model: eager softmax attention
     return getattr(spec.config, "attention", "minilm")
 
 
@@ -170,16 +192,27 @@ def _call(model, args: tuple, kwargs: dict, need_grad: bool):
 
 def _forward(model, spec, inputs, device, target: int, need_grad: bool) -> _Maps:
     if spec.input.modality == "text":
-        return _text_forward(model, spec, inputs, need_grad)
+        return _text_forward(model, spec, inputs, need_grad, target)
     x = image_batch(inputs, spec, device)
     out = _call(model, (x,), {"output_attentions": True}, need_grad)
     t = resolve_targets(out.logits.detach(), spec, target)
-    attn = torch.stack(out.attentions)  # (L, B, H, T, T)
+    attn = _stacked(out.attentions, spec)  # (L, B, H, T, T)
     grads = _image_gradients(model, x, t, out) if need_grad else None
-    comps = {k: torch.stack([p[k] for p in out.parts]).detach() for k in ("random", "dot") if out.parts and k in out.parts[0]}
-    mix = np.stack([_np(p["mix_weights"][0]) for p in out.parts]) if out.parts and "mix_weights" in out.parts[0] else None
+    parts = getattr(out, "parts", None)  # the zoo's synthesizers: their components
+    comps = {k: torch.stack([p[k] for p in parts]).detach() for k in ("random", "dot") if parts and k in parts[0]}
+    mix = np.stack([_np(p["mix_weights"][0]) for p in parts]) if parts and "mix_weights" in parts[0] else None
     return _Maps(attn.detach(), grads, _np(x), predictions(out.logits, spec).cpu().numpy(), t.cpu().numpy(),
                  comps, mix)
+
+
+def _stacked(attentions: tuple[torch.Tensor, ...], spec) -> torch.Tensor:
+    """The layers' attention probabilities as one (L, B, H, T, T) tensor, or why there are none to show."""
+    if not attentions:
+        raise ParamError(f"{spec.name} returned no attention weights: it has no attention layers to show")
+    if len({tuple(a.shape) for a in attentions}) > 1:
+        raise ParamError(f"{spec.name}'s layers attend over windows of different sizes (e.g. Swin): its attention "
+                         "cannot be drawn as one token-by-token map per layer")
+    return torch.stack(attentions)
 
 
 def _used(attentions: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
@@ -210,19 +243,23 @@ def _sentences(inputs, spec) -> list[str]:
     return list(inputs)
 
 
-def _text_forward(model, spec, inputs, need_grad: bool) -> _Maps:
+def _text_forward(model, spec, inputs, need_grad: bool, target: int = -1) -> _Maps:
     enc = model.tokenize(_sentences(inputs, spec))
     ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T)
     out = _call(model, (ids, mask), {"output_attentions": True}, need_grad)
-    attn = torch.stack(out.attentions)  # (L, B, H, T, T)
-    grads = None
+    attn = _stacked(out.attentions, spec)  # (L, B, H, T, T)
+    grads, minus = None, np.full(ids.shape[0], -1, dtype=np.int64)
+    preds, targets = minus, minus.copy()
+    logits = getattr(out, "logits", None)
+    if logits is not None:  # a text classifier: the gradient rollout explains the target class's logit
+        t = resolve_targets(logits.detach(), spec, target)
+        preds, targets = predictions(logits.detach(), spec).cpu().numpy(), t.cpu().numpy()
     if need_grad:
-        e = out.embeddings
-        grads = torch.stack(torch.autograd.grad((e * e.detach()).sum(), _used(out.attentions))).detach()
+        score = logits.gather(1, t[:, None]).sum() if logits is not None else (out.embeddings * out.embeddings.detach()).sum()
+        grads = torch.stack(torch.autograd.grad(score, _used(out.attentions))).detach()
     words = tuple(tuple(model.tokenizer.convert_ids_to_tokens(r[: int(m.sum())].tolist()))
                   for r, m in zip(ids.cpu(), mask.cpu()))
-    minus = np.full(ids.shape[0], -1, dtype=np.int64)
-    return _Maps(attn.detach(), grads, ids.cpu().numpy().astype(np.int64), minus, minus.copy(),
+    return _Maps(attn.detach(), grads, ids.cpu().numpy().astype(np.int64), preds, targets,
                  tokens=words, token_mask=mask.cpu().numpy().astype(np.int64))
 
 
@@ -256,6 +293,11 @@ def _positions(spec, T: int) -> torch.Tensor:
     """Coordinates (T-1, d) of every token but CLS: 7x7 patch grid (images) or positions (text)."""
     if spec.input.modality == "image":
         g = math.isqrt(T - 1)
+        if g * g != T - 1:  # a distillation token (DeiT) before the grid: it sits at the grid's origin
+            prefix, g = patch_grid(T)
+            idx = torch.arange(T - prefix)
+            grid = torch.stack([idx // g, idx % g], 1).double()
+            return torch.cat([torch.zeros(prefix - 1, 2, dtype=torch.float64), grid])
         idx = torch.arange(T - 1)
         return torch.stack([idx // g, idx % g], 1).double()
     return torch.arange(1, T).double()[:, None]

@@ -33,6 +33,7 @@ from .results import AttributionResult
 from .run import analysis, halving_on_oom
 from .spec import Inputs, MethodSpec
 from .text_attribution import text_integrated_gradients
+from .text_classification import classifier_integrated_gradients, is_text_classifier
 
 
 def integrated_gradients(model, spec, inputs: Inputs, params: IGParams = IGParams(), *,
@@ -47,9 +48,16 @@ def integrated_gradients(model, spec, inputs: Inputs, params: IGParams = IGParam
     not apply); scores are summed over the embedding dimension per token.
     Paper: https://arxiv.org/abs/1703.01365
     """
+    if is_text_classifier(spec):
+        return classifier_integrated_gradients(model, spec, inputs, params)
     if spec.input.modality == "text":
         return text_integrated_gradients(model, spec, inputs, params)
-    return _attribute_images(model, spec, inputs, params, "integrated_gradients", _ig, baseline_tensor)
+    result = _attribute_images(model, spec, inputs, params, "integrated_gradients", _ig, baseline_tensor)
+    if "routing" in spec.capabilities:  # MoE: count top-k routing switches on the path, name them when flagged
+        from .routing import with_routing_switches
+        custom = baseline_tensor is not None and hasattr(params, "baseline")
+        return with_routing_switches(model, spec, result, params.replace(baseline="custom") if custom else params)
+    return result
 
 
 def saliency(model, spec, inputs: Inputs, params: SaliencyParams = SaliencyParams(), *,
@@ -109,7 +117,7 @@ def occlusion(model, spec, inputs: Inputs, params: OcclusionParams = OcclusionPa
 class _Computed:
     """What a method computed: attributions, the baseline used, and its completeness terms."""
 
-    attributions: torch.Tensor  # (B, 1, 28, 28)
+    attributions: torch.Tensor  # (B, C, H, W)
     baselines: torch.Tensor | None = None  # (B, 1, 28, 28), mean over draws
     delta: torch.Tensor | None = None  # (B,), when the method measures its own (GradientSHAP)
     f_baseline: torch.Tensor | None = None  # (B,)
@@ -329,7 +337,8 @@ def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom, batching: Batching)
     base = make_baselines(x, p.baseline, draws=1 if p.baseline != "uniform" else 4, sigma=p.blur_sigma,
                           seed=p.seed, custom=custom)  # (k, B, 1, 28, 28)
     occ = Occlusion(f)
-    window, stride = (1, p.window, p.window), (1, p.stride, p.stride)
+    w_px, s_px = occlusion_window(p, tuple(x.shape[-2:]))
+    window, stride = (x.shape[1], w_px, w_px), (x.shape[1], s_px, s_px)  # every channel of a window at once
 
     def run(per_eval: int):
         return torch.stack([occ.attribute(x, sliding_window_shapes=window, strides=stride, baselines=b, target=t,
@@ -344,6 +353,15 @@ def _occlusion(f: ScoreFn, x, t, p: OcclusionParams, custom, batching: Batching)
     per_eval = max(1, batching.size(p.perturbations_per_eval * B, side[0] * side[1] * B, probe, kind="occlusion",
                                     cpu=OCCLUSION_CPU_BATCH * B) // B)
     return _Computed(halving_on_oom(run, per_eval), base.mean(0))
+
+
+def occlusion_window(p: OcclusionParams, size: tuple[int, int]) -> tuple[int, int]:
+    """The window side and stride in pixels: as given on the zoo's 28x28 digits, scaled by side / 28 on other
+    sizes (window=4 covers 32 pixels of a 224x224 image), at least 1 and at most the image."""
+    if min(size) == 28:
+        return p.window, p.stride
+    scale = min(size) / 28
+    return (max(1, min(min(size), round(p.window * scale))), max(1, min(min(size), round(p.stride * scale))))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def heldout_mean_image() -> torch.Tensor:
 
 def make_baselines(x: torch.Tensor, kind: str, *, draws: int = 1, sigma: float = 4.0, seed: int = 0,
                    custom: torch.Tensor | None = None) -> torch.Tensor:
-    """Baselines (k, B, 1, 28, 28) for images x (B, 1, 28, 28); k = draws for uniform noise, else 1."""
+    """Baselines (k, B, C, H, W) for images x (B, C, H, W); k = draws for uniform noise, else 1."""
     if kind == "black":
         base = torch.zeros_like(x)
     elif kind == "white":
@@ -42,6 +42,9 @@ def make_baselines(x: torch.Tensor, kind: str, *, draws: int = 1, sigma: float =
     elif kind == "blur":
         base = gaussian_blur(x, sigma)
     elif kind == "heldout_mean":
+        if tuple(x.shape[1:]) != (1, 28, 28):
+            raise ParamError(f"baseline='heldout_mean' is the mean of the zoo's 28x28 digits and does not fit images "
+                             f"of shape {tuple(x.shape[1:])}: choose black, white, blur or uniform")
         base = heldout_mean_image().to(x.device).expand_as(x).clone()
     elif kind == "uniform":
         g = torch.Generator().manual_seed(seed)

@@ -38,7 +38,8 @@ class CurveParams(Params):
     """Deletion and insertion curves of an attribution against random orderings."""
 
     attribution: str = param("integrated_gradients", choices=_METHODS, help="Attribution method ordering the units")
-    unit: str = param("pixel", choices=("pixel", "patch"), help="Delete single pixels or 4x4 patches")
+    unit: str = param("pixel", choices=("pixel", "patch"), help="Delete single pixels or patches (4x4 on 28x28 "
+                      "digits, 1/14 of the shorter side on other images)")
     steps: int = param(28, min=2, max=784, help="Points on each curve after the start")
     baseline: str = baseline_param()
     blur_sigma: float = param(4.0, min=0.5, max=14.0, help="Standard deviation in pixels of the blur baseline")
@@ -73,7 +74,7 @@ def deletion_insertion(model, spec, inputs: Inputs, params: CurveParams = CurveP
     ``params.attribution`` at its default params.
     """
     with analysis(model, spec, "deletion_insertion", params) as run:
-        x = image_batch(inputs, spec, run.device)  # (B, 1, 28, 28)
+        x = image_batch(inputs, spec, run.device)  # (B, C, H, W)
         f = score_fn(model, spec)
         _check_curve_work(x.shape[0], params)
         if isinstance(attributions, AttributionResult):  # explain what that attribution explained
@@ -127,32 +128,48 @@ def _attributions(model, spec, x, t, method: str, given) -> torch.Tensor:
     return torch.as_tensor(a, dtype=torch.float32, device=x.device)
 
 
+def patch_side(size: tuple[int, int]) -> int:
+    """Side of a patch unit in pixels: 4 on the zoo's 28x28 digits (the ViT's patch), else 1/14 of the shorter
+    side (16 on 224x224, ViT-B/16's patch)."""
+    return PATCH if tuple(size) == (28, 28) else max(1, round(min(size) / 14))
+
+
+def _grid(size: tuple[int, int], unit: str) -> tuple[int, int]:
+    p = 1 if unit == "pixel" else patch_side(size)
+    return math.ceil(size[0] / p), math.ceil(size[1] / p)
+
+
 def _unit_scores(attr: torch.Tensor, unit: str) -> torch.Tensor:
-    """Attribution per unit (B, U): per pixel (784), or summed per 4x4 patch (49)."""
+    """Attribution per unit (B, U), summed over channels: per pixel (H*W), or summed per patch (49 on 28x28)."""
+    a = attr.sum(1, keepdim=True)  # (B, 1, H, W)
     if unit == "pixel":
-        return attr.flatten(1)
-    return F.avg_pool2d(attr, PATCH).flatten(1) * PATCH * PATCH
+        return a.flatten(1)
+    size = tuple(a.shape[-2:])
+    gh, gw = _grid(size, unit)
+    if size == (28, 28):
+        return F.avg_pool2d(a, PATCH).flatten(1) * PATCH * PATCH
+    return F.adaptive_avg_pool2d(a, (gh, gw)).flatten(1) * (size[0] * size[1] / (gh * gw))
 
 
-def _unit_masks(order: torch.Tensor, counts: list[int], unit: str) -> torch.Tensor:
-    """Masks (B, K, 1, 28, 28), 1 where one of the first counts[k] units of ``order`` lies."""
+def _unit_masks(order: torch.Tensor, counts: list[int], unit: str, size: tuple[int, int] = (28, 28)) -> torch.Tensor:
+    """Masks (B, K, 1, H, W), 1 where one of the first counts[k] units of ``order`` lies."""
     B, U = order.shape
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(U, device=order.device).expand(B, -1))  # rank of every unit
     n = torch.tensor(counts, device=order.device)
     masks = (rank[:, None, :] < n[None, :, None]).float()  # (B, K, U)
-    side = math.isqrt(U)
-    masks = masks.view(B * len(counts), 1, side, side)
+    gh, gw = _grid(size, unit)
+    masks = masks.view(B * len(counts), 1, gh, gw)
     if unit == "patch":
-        masks = F.interpolate(masks, scale_factor=PATCH, mode="nearest")
-    return masks.view(B, len(counts), 1, 28, 28)
+        masks = F.interpolate(masks, size=size, mode="nearest")
+    return masks.view(B, len(counts), 1, *size)
 
 
 def _curves(f, x, base, t, order, fractions, unit: str) -> tuple[np.ndarray, np.ndarray]:
     """Deletion and insertion curves (B, K) for one ordering of the units."""
     U = order.shape[1]
     counts = [int(round(fr * U)) for fr in fractions]
-    m = _unit_masks(order, counts, unit)  # (B, K, 1, 28, 28)
+    m = _unit_masks(order, counts, unit, tuple(x.shape[-2:]))  # (B, K, 1, H, W)
     xe, be = x[:, None], base[:, None]
     deleted = xe * (1 - m) + be * m
     inserted = be * (1 - m) + xe * m
@@ -160,7 +177,7 @@ def _curves(f, x, base, t, order, fractions, unit: str) -> tuple[np.ndarray, np.
 
 
 def _scores(f, images: torch.Tensor, t: torch.Tensor) -> np.ndarray:
-    """F(images)[target] for images (B, K, 1, 28, 28) -> (B, K)."""
+    """F(images)[target] for images (B, K, C, H, W) -> (B, K)."""
     B, K = images.shape[:2]
     flat, tt = images.flatten(0, 1), t.repeat_interleave(K)
     with torch.no_grad():
@@ -243,8 +260,16 @@ def copy_module(model: nn.Module) -> nn.Module:
 
 
 def _group_of(name: str) -> str:
-    """The layer a parameter belongs to: its first name component, with a list index if any."""
+    """The layer a parameter belongs to: its first name component, with a list index if any.
+
+    Hugging Face models behind an adapter (``hf.vit.encoder.layer.3.attention...``): the path down to the
+    first list index (``hf.vit.encoder.layer.3``), else its first two modules (``hf.vit.embeddings``).
+    """
     parts = name.split(".")
+    if parts[0] == "hf" and len(parts) > 2:
+        path = parts[1:-1]
+        digits = [i for i, p in enumerate(path) if p.isdigit()]
+        return ".".join(["hf", *(path[:digits[0] + 1] if digits else path[:2])])
     return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
 
 

@@ -18,7 +18,7 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def score_fn(model: nn.Module, spec) -> ScoreFn:
-    """The function F whose columns are explained: (B, 1, 28, 28) -> (B, K)."""
+    """The function F whose columns are explained: (B, C, H, W) -> (B, K) (the zoo's digits: (B, 1, 28, 28))."""
     if spec.family == "vae":
         return lambda x: model.encode(x)[0]  # (B, D) posterior means
     return model.scores  # (B, 10) logits or capsule lengths
@@ -30,6 +30,8 @@ def target_label(spec) -> str:
         return "posterior mean mu_k of the target latent dimension"
     if spec.family == "capsule":
         return "length of the target class capsule"
+    if spec.input.modality == "text" and "classifier" in spec.capabilities:
+        return "logit of the target class"
     if spec.input.modality == "text":
         return "cosine similarity of sentence A's pooled embedding to sentence B's"
     return "logit of the target class"
@@ -70,6 +72,8 @@ def image_batch(inputs, spec, device: torch.device) -> torch.Tensor:
     shape = tuple(spec.input.shape)
     if not isinstance(inputs, torch.Tensor):
         raise ParamError(f"{spec.name} takes images: a float tensor (B, {', '.join(map(str, shape))}) in [0, 1]")
+    if inputs.dim() == len(shape) + 2 and inputs.shape[1] == 1:  # the app's (B, 1, C, H, W) for (B, C, H, W) arrays
+        inputs = inputs[:, 0]
     x = inputs.unsqueeze(0) if tuple(inputs.shape) == shape else inputs
     if tuple(x.shape[1:]) != shape or x.shape[0] == 0:
         raise ParamError(f"{spec.name} takes images of shape (B, {', '.join(map(str, shape))}), got {tuple(inputs.shape)}")

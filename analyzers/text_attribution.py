@@ -40,6 +40,13 @@ def _pad_baseline(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(keep, ids, torch.full_like(ids, tok.pad_token_id))
 
 
+def word_embeddings(model) -> torch.nn.Module:
+    """The layer the attributions go through: the adapter's ``embedding_layer`` (a user's sentence encoder),
+    or MiniLM's word embeddings."""
+    layer = getattr(model, "embedding_layer", None)
+    return layer if layer is not None else model.bert.embeddings.word_embeddings
+
+
 def _cosine_to(model):
     def forward(ids: torch.Tensor, mask: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.cosine_similarity(model(ids, mask).embeddings, other, dim=-1)  # (B,)
@@ -57,7 +64,7 @@ def text_integrated_gradients(model, spec, inputs, params: IGParams) -> Attribut
             other = model.embed([b for _, b in pairs])  # (B, 384), constant
             base = _pad_baseline(model, ids, mask)
             fx, fb = forward(ids, mask, other), forward(base, mask, other)
-        lig = LayerIntegratedGradients(forward, model.bert.embeddings.word_embeddings)
+        lig = LayerIntegratedGradients(forward, word_embeddings(model))
 
         def probe(n: int):  # one sentence pair, n path points in one pass
             return lig.attribute(ids[:1], base[:1], additional_forward_args=(mask[:1], other[:1]), n_steps=n,

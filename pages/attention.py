@@ -33,5 +33,4 @@ elif source is not None:
         if results:
             page.seed_layer_and_head(keys, seed, results["attention"].attentions, bound.opened)
             page.attention_panel(bound, view, source, results)
-            if not source.is_text:
-                page.image_overview(results["attention"])
+            page.overview(results, source)

@@ -9,7 +9,7 @@ from app.features.attribution import AttributionView
 from app.links import binding, catalogue
 from app.links.codec import canonical
 from app.ui import messages, session
-from app.ui.pickers import input_picker, method_label, model_label, no_input
+from app.ui.pickers import method_label, model_label, no_input
 from app.ui.results import provenance, saved_results
 from app.ui.settings import settings
 from app.ui.sharing import downloads, input_identity, share_button
@@ -27,12 +27,13 @@ with settings(controls, keys) as ui:
     model = ui.selectbox("Model", models, key=keys.key("model", seed.model, models), format_func=model_label)
     methods = catalogue.attribution_methods(model)
     method = ui.selectbox("Method", methods, key=keys.key("method", seed.method, methods), format_func=method_label)
-    params_cls = catalogue.params_class(method)
+    params_cls = catalogue.params_class(method, model)
     current = seed.params_object() if method == seed.method else params_cls()
     params = params_form(params_cls, current, keys, prefix=method, labels=catalogue.target_labels(model), host=ui)
-    picked = input_picker(keys, seed.input, host=ui)
+    picked = page.attribution_input(keys, seed, model, host=ui)
 
-view = binding.settle(bound, AttributionView(model, method, canonical(params or current), picked.ref, seed.check))
+view = binding.settle(bound, AttributionView(model, method, canonical(params or current), picked.ref, seed.check,
+                                             text=picked.text))
 binding.publish(view)
 
 with output:
@@ -65,7 +66,8 @@ with output:
                 results["curves"] = curves
         if "curves" in results:
             page.curves(results["curves"])
-        check = st.checkbox("Sanity check: does the map change when the model's weights are random?",
+        check = page.offers_sanity_check(model) and st.checkbox(
+                            "Sanity check: does the map change when the model's weights are random?",
                             key=keys.key("check", seed.check),
                             help="Re-initialises the layers one by one from the output down and runs the same "
                                  "attribution each time (Adebayo et al. 2018).")
@@ -78,5 +80,5 @@ with output:
         downloads(f"{model}-{method}", results, key="attribution", source=input_identity(picked.ref))
         with share_slot:
             view = share_button(view, title=f"{method_label(method)} · {model} · {picked.label}",
-                                inputs={"pixels": picked.pixels}, results=results, models=(model,))
+                                inputs=picked.share_inputs, results=results, models=(model,))
         binding.publish(view)

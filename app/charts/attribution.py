@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from app.charts.base import CANVAS, DIVERGING, IMAGE_SIZE, PAD, built_fast, cells, grey_uri, grid_frame, symmetric_max
+from app.charts.images import as_picture, grid_factor, luminance, picture_uri, pool
 
 # Dataset names of the attribution chart. Its data lives in these named datasets and its colour
 # range is read from the data (the ``vmax`` column), so the charts of two maps differ in their data
@@ -52,10 +53,32 @@ def attribution_chart(pixels: np.ndarray, attribution: np.ndarray, vmax: float |
     return chart
 
 
-def attribution_datasets(pixels: np.ndarray, attribution: np.ndarray, vmax: float | None) -> dict[str, pd.DataFrame]:
-    """The data of :func:`attribution_layout`: the digit as a picture, and the cells."""
-    return {ATTRIBUTION_PICTURE: pd.DataFrame({"url": [grey_uri(pixels, _PICTURE_TOP)]}),
+def attribution_datasets(pixels: np.ndarray, attribution: np.ndarray, vmax: float | None,
+                         picture: str | None = None) -> dict[str, pd.DataFrame]:
+    """The data of :func:`attribution_layout`: the digit as a picture (or ``picture``, a data URI), and the cells."""
+    return {ATTRIBUTION_PICTURE: pd.DataFrame({"url": [picture or grey_uri(pixels, _PICTURE_TOP)]}),
             ATTRIBUTION_CELLS: attribution_frame(pixels, attribution, vmax)}
+
+
+def image_cells(image: np.ndarray, attribution: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """A user's image (C, H, W) and its attribution (C, H, W) as the chart draws them: grey values and the
+    attribution summed over channels on a grid of at most MAX_GRID cells a side (blocks summed: 224x224 -> 56x56),
+    and the image itself, RGB at full size, as a PNG data URI under the cells."""
+    picture = as_picture(image)  # (H, W) or (H, W, 3)
+    attr = np.asarray(attribution, dtype=np.float64)
+    attr = attr.sum(0) if attr.ndim == 3 else attr  # (H, W)
+    f = grid_factor(attr.shape)
+    return pool(luminance(picture), f, "mean"), pool(attr, f, "sum"), picture_uri(picture, _PICTURE_TOP)
+
+
+def user_image_chart(image: np.ndarray, attribution: np.ndarray, vmax: float | None = None,
+                     title: str = "Attribution", size: int = IMAGE_SIZE) -> alt.LayerChart:
+    """:func:`attribution_chart` over a user's image of any size, RGB or grey (see :func:`image_cells`)."""
+    grey, attr, uri = image_cells(image, attribution)
+    chart = attribution_layout(title, size, tuple(grey.shape)).copy(deep=False)
+    chart.datasets = {name: frame.to_dict("records") for name, frame in
+                      attribution_datasets(grey, attr, vmax, uri).items()}
+    return chart
 
 
 @functools.lru_cache(maxsize=32)
@@ -119,3 +142,47 @@ def randomisation_chart(layers: tuple[str, ...], spearman: np.ndarray, title: st
                  alt.Tooltip("spearman:Q", format=".3f")])
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
     return alt.layer(line, zero).properties(width=max(240, 34 * len(df)), height=220, title=title, autosize=PAD)
+
+
+def word_attribution_frame(pieces: tuple[str, ...], scores: np.ndarray, per_line: float = 64) -> pd.DataFrame:
+    """A text's attributions as readable words (WordPiece ``##`` / BPE ``Ġ`` / SentencePiece ``▁`` pieces merged,
+    their scores summed), laid out like text, each with its pieces for the tooltip."""
+    from analyzers.tokens import merge_scores
+
+    rows, x, line = [], 0.0, 0
+    for i, (word, score) in enumerate(merge_scores(pieces, np.asarray(scores, dtype=np.float64))):
+        width = max(len(word.text), 1) + 1.5
+        if x > 0 and x + width > per_line:
+            x, line = 0.0, line + 1
+        rows.append({"index": i, "word": word.text, "pieces": word.tooltip, "score": score, "x": x,
+                     "x_end": x + width - 0.3, "line": line})
+        x += width
+    return pd.DataFrame(rows)
+
+
+@built_fast
+def word_attribution_chart(pieces: tuple[str, ...], scores: np.ndarray, title: str = "", vmax: float | None = None,
+                           per_line: float = 64, char_px: float = 9.0) -> alt.LayerChart:
+    """A text as coloured word boxes (red raises the explained logit, blue lowers it; scale centred at 0), the
+    words drawn by Vega as plain text, never markup; the tooltip names the tokenizer's pieces."""
+    df = word_attribution_frame(pieces, scores, per_line)
+    vmax = float(vmax) if vmax else max(1e-12, float(df["score"].abs().max()) if len(df) else 0.0)
+    df["strong"] = df["score"].abs() > 0.6 * vmax
+    lines = int(df["line"].max()) + 1 if len(df) else 1
+    xs = alt.Scale(domain=[0, per_line], nice=False, zero=True)
+    ys = alt.Scale(domain=[0, lines], nice=False, reverse=True)
+    tooltip = [alt.Tooltip("word:N"), alt.Tooltip("pieces:N", title="tokens"),
+               alt.Tooltip("score:Q", title="attribution", format=".4g")]
+    base = alt.Chart(df, title=alt.Title(title, anchor="start")).transform_calculate(
+        line_top="datum.line + 0.1", line_end="datum.line + 0.9", mid="(datum.x + datum.x_end) / 2",
+        centre="datum.line + 0.5")
+    boxes = base.mark_rect(cornerRadius=3).encode(
+        x=alt.X("x:Q", scale=xs, axis=None), x2="x_end:Q", y=alt.Y("line_top:Q", scale=ys, axis=None), y2="line_end:Q",
+        color=alt.Color("score:Q", title="attribution",
+                        scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-vmax, vmax], domainMid=0, clamp=True),
+                        legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
+        tooltip=tooltip)
+    text = base.mark_text(fontSize=13, font="monospace").encode(
+        x=alt.X("mid:Q", scale=xs), y=alt.Y("centre:Q", scale=ys), text="word:N",
+        color=alt.condition("datum.strong", alt.value("white"), alt.value("#111")), tooltip=tooltip)
+    return alt.layer(boxes, text).properties(width=int(per_line * char_px), height=28 * lines, autosize=PAD)

@@ -66,6 +66,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     if spec.recipe is None:
         print(f"{spec.name} is pretrained; it has no held-out split to measure", file=sys.stderr)
         return 2
+    if spec.family == "seq2seq":  # G2P: PER and WER on the held-out CMUdict words
+        from model_zoo.g2p import load_g2p_split
+        from model_zoo.g2p_training import evaluate_g2p
+        split = load_g2p_split()
+        metrics = evaluate_g2p(load(spec.name, args.device), split)
+        row = {"name": spec.name, "split": split.name, "metrics": metrics, "recorded": spec.metrics}
+        print(json.dumps(row, indent=2) if args.json else f"{spec.name}: {metrics} (recorded {spec.metrics})")
+        return 0
     split = load_split(args.data_dir)
     metrics = evaluate(spec, load(spec.name, args.device), split)
     row = {"name": spec.name, "split": split.name, "metrics": metrics, "recorded": spec.metrics}

@@ -22,9 +22,12 @@ import streamlit as st
 
 from analyzers import AttentionParams, IGParams, field_specs
 from app.charts import attention as charts
-from app.features.attention_text import sentence_map, similarity, text_attention
+from app.features.attention_text import (
+    FULL_MAP_TOKENS, OVERVIEW_BLOCKS, sentence_map, similarity, single_text_attention, single_text_overview,
+    text_attention, token_blocks,
+)
 from app.links import binding
-from app.links.catalogue import attention_models, is_text_model, target_labels
+from app.links.catalogue import attention_models, is_text_classifier_model, is_text_model, target_labels
 from app.links.codec import (
     MAX_INDEX, MAX_TEXT_CHARS, InputRef, Params, Query, QueryReader, defaults, params_object, read_params, read_text,
     saved_link, write_params,
@@ -33,13 +36,15 @@ from app.runtime import compute
 from app.runtime.inputs import InputError, validate_text
 from app.ui import messages, session
 from app.ui.figures import show_built
-from app.ui.pickers import input_picker
+from app.ui.pickers import input_picker, model_image_picker, text_picker
 from app.ui.results import computed, results_for
 from app.ui.sharing import downloads, input_identity, share_button
 from app.ui.widgets import build_params
 
 DEFAULT_MODEL = "vit-dot"
 DEFAULT_TEXTS = ("A man is playing a guitar on stage.", "Someone performs music for a crowd.")
+DEFAULT_TEXT = "The film was a delight from start to finish."  # a text classifier's one text (``?text=``)
+CLASSIFIER_TEXT_CHARS = 4000  # long enough for 512 tokens
 
 
 # --------------------------------------------------------------------------- link
@@ -73,9 +78,13 @@ class AttentionView:
         saved = saved_link(cls, r)
         if saved is not None:
             return saved
+        _no_attention(r)
         model = r.choice("model", attention_models(), DEFAULT_MODEL, "attention model")
         ref = InputRef.read(r, uploads)
-        texts = (read_text(r, "a", DEFAULT_TEXTS[0], "Sentence A"), read_text(r, "b", DEFAULT_TEXTS[1], "Sentence B"))
+        if is_text_classifier_model(model):
+            texts = (_classifier_text(r), "")
+        else:
+            texts = (read_text(r, "a", DEFAULT_TEXTS[0], "Sentence A"), read_text(r, "b", DEFAULT_TEXTS[1], "Sentence B"))
         layer = r.integer("layer", 0, MAX_INDEX, 0, "layer")
         head = r.integer("head", 0, MAX_INDEX, 0, "head")
         return cls(model, ref, texts, layer, head, read_params(r, AttentionParams)), r.finish()
@@ -84,12 +93,38 @@ class AttentionView:
         if self.link:
             return {"id": self.link}
         shown = {"a": self.texts[0], "b": self.texts[1]} if is_text_model(self.model) else self.input.to_query()
+        if is_text_classifier_model(self.model):
+            shown = {"text": self.texts[0]}
         return {"model": self.model, **shown, "layer": str(self.layer), "head": str(self.head),
                 **write_params(self.params, _attention_params())}
 
     def params_object(self) -> Any:
         """The validated AttentionParams of this view."""
         return params_object(AttentionParams, self.params)
+
+
+def _no_attention(r: QueryReader) -> None:
+    """A link naming a model that exists but has no attention (a ResNet) says so, instead of an empty page."""
+    from model_zoo import all_models
+
+    name = r.raw("model")
+    spec = all_models().get(name) if name else None
+    if spec is not None and name not in attention_models():
+        arch = spec.extra.get("architecture") or spec.family
+        r.problems.append(f"{name} has no attention to show: it is a {arch} without attention layers (convolutions "
+                          "only, for instance). Its attributions are on the Attribution page; here is a model with "
+                          "attention instead.")
+
+
+def _classifier_text(r: QueryReader) -> str:
+    value = r.raw("text")
+    if value is None:
+        return DEFAULT_TEXT
+    try:
+        return validate_text(value, max_chars=CLASSIFIER_TEXT_CHARS)
+    except InputError as e:
+        r.problems.append(f"Text: {e} Showing the example text instead.")
+        return DEFAULT_TEXT
 
 
 # --------------------------------------------------------------------------- inputs
@@ -102,7 +137,7 @@ class AttentionInput:
     ref: InputRef
     texts: tuple[str, str]
     label: str
-    pixels: np.ndarray | None = None  # (28, 28) for image models
+    pixels: np.ndarray | None = None  # (28, 28) for the zoo's digit models, (1, C, H, W) for a user's image model
     problem: str = ""  # why there is no digit yet (nothing uploaded, or the upload was refused)
 
     @property
@@ -117,8 +152,20 @@ def attention_input(keys: session.WidgetKeys, seed: AttentionView, model: str,
 
     Returns None (after saying why) when a sentence is not acceptable.
     """
+    from app.runtime.compute import spec_of
+    from app.runtime.inputs import uses_model_preprocessing
+
+    if is_text_classifier_model(model):
+        text, problem = text_picker(keys, seed.texts[0] if seed.texts[1] == "" else DEFAULT_TEXT, model, host=host,
+                                    max_chars=CLASSIFIER_TEXT_CHARS)
+        if text is None:
+            messages.error(problem)
+            return None
+        return AttentionInput(seed.input, (text, ""), "a text")
     if not is_text_model(model):
-        picked = input_picker(keys, seed.input, host=host)
+        image = uses_model_preprocessing(spec_of(model))
+        picked = model_image_picker(keys, seed.input, model, host=host) if image else \
+            input_picker(keys, seed.input, host=host)
         return AttentionInput(picked.ref, seed.texts, picked.label, picked.pixels, picked.problem)
     texts = []
     for name, text in zip("AB", seed.texts):
@@ -148,7 +195,7 @@ def attention_params(keys: session.WidgetKeys, seed: AttentionView, model: str, 
                       "gradient_rollout", help=specs["gradient_rollout"].help,
                       key=keys.key("attention.gradient_rollout", current.gradient_rollout)),
                   "target": current.target}
-        if not is_text_model(model):
+        if not is_text_model(model) or is_text_classifier_model(model):
             labels = target_labels(model)
             targets = [-1, *range(len(labels))]
             values["target"] = host.selectbox(
@@ -167,10 +214,18 @@ def attention_results(view: AttentionView, source: AttentionInput, params: Any) 
 
 
 def _compute_attention(model: str, source: AttentionInput, params: Any) -> dict[str, Any] | None:
-    inputs = list(source.texts) if source.is_text else source.pixels
+    classifier = is_text_classifier_model(model)
+    inputs = ([source.texts[0]] if classifier else list(source.texts)) if source.is_text else source.pixels
     maps = computed(f"Attention maps of {model}…", lambda: compute.run("attention_maps", model, params, inputs))
     if maps is None or not source.is_text:
         return None if maps is None else {"attention": maps}
+    if classifier:  # which words decide the class: layer IG through the embeddings, for the same target
+        from analyzers.text_classification import TextIGParams
+
+        ig = TextIGParams(target=params.target)
+        words = computed("Token attribution (Layer Integrated Gradients)…",
+                         lambda: compute.run("integrated_gradients", model, ig, inputs))
+        return {"attention": maps} if words is None else {"attention": maps, "words": words}
     a, b = source.texts
     similarity = computed("Similarity attribution (Layer Integrated Gradients)…",
                           lambda: compute.run("integrated_gradients", model, IGParams(), [(a, b), (b, a)]))
@@ -207,7 +262,9 @@ def attention_panel(bound: Any, view: AttentionView, source: AttentionInput, res
     head = right.selectbox("Head", list(range(H)), key=keys.key("head", 0, list(range(H))))
     view = binding.settle(bound, dataclasses.replace(view, layer=layer, head=head))
     binding.publish(view)
-    if source.is_text:
+    if source.is_text and is_text_classifier_model(view.model):
+        single_text_attention(result, layer, head, keys)
+    elif source.is_text:
         text_attention(result, layer, head, keys)
         if "similarity" in results:
             similarity(results["similarity"])
@@ -242,8 +299,10 @@ def image_attention(result: Any, layer: int, head: int) -> None:
     labels = charts.token_labels(attn.shape[-1])
     pixels = _pixels(result)
     pred = int(result.predictions[0])
-    st.caption(f"Prediction: {pred}. Rows of a map are queries, columns keys; token 0 is CLS, then the 7 × 7 "
-               "patches row by row. Each row sums to 1.")
+    g = math.isqrt(attn.shape[-1] - 1)
+    named = result.info.model
+    st.caption(f"Prediction: {_class_name(named, pred)}. Rows of a map are queries, columns keys; token 0 is CLS, "
+               f"then the {g} × {g} patches row by row. Each row sums to 1.")
     where = f"{layer}-{head}"
     left, right = st.columns(2)
     with left:
@@ -257,8 +316,38 @@ def image_attention(result: Any, layer: int, head: int) -> None:
             slot="head-cls")
 
 
+def _class_name(model: str, index: int) -> str:
+    labels = target_labels(model)
+    return f"{index} ({labels[index]})" if 0 <= index < len(labels) and labels[index] != str(index) else str(index)
+
+
 def _pixels(result: Any) -> np.ndarray:
-    return np.asarray(result.inputs[0]).reshape(28, 28)
+    """The image under the maps: the digit (28, 28), or a user's image in grey at the CLS maps' side."""
+    x = np.asarray(result.inputs[0])
+    if x.shape == (1, 28, 28) or x.shape == (28, 28):
+        return x.reshape(28, 28)
+    from PIL import Image
+
+    from app.charts.images import as_picture, luminance
+
+    side = result.cls_maps.shape[-1] if result.cls_maps is not None else 28
+    grey = Image.fromarray((np.clip(luminance(as_picture(x)), 0, 1) * 255).astype(np.uint8))
+    return np.asarray(grey.resize((side, side), Image.Resampling.BOX), dtype=np.float32) / 255.0
+
+
+def overview(results: dict[str, Any], source: AttentionInput) -> None:
+    """What no layer or head choice changes, drawn after :func:`attention_panel` (outside its fragment): every head
+    and the rollouts over an image; a text classifier's head statistics, rollout and word attributions."""
+    result = results["attention"]
+    if not source.is_text:
+        image_overview(result)
+    elif result.predictions[0] >= 0:  # a text classifier (MiniLM's two sentences have no class)
+        single_text_overview(result, session.WidgetKeys(AttentionView.PAGE))
+        if "words" in results:
+            from app.features.attribution import word_attributions
+
+            st.subheader("Which words decide the class", divider="gray")
+            word_attributions(results["words"], title=f"Integrated Gradients on {result.info.model}", key="words")
 
 
 def image_overview(result: Any) -> None:
@@ -270,9 +359,10 @@ def image_overview(result: Any) -> None:
     attn = result.attentions  # (L, B, H, T, T)
     pixels = _pixels(result)
     st.subheader("Every layer and head", divider="gray")
-    st.caption("What CLS attends to on the 7 × 7 patch grid, over the digit; one colour scale (square root, so that "
-               "weak heads still show) for every head.")
     grid = _patch_maps(attn)
+    g = grid.shape[-1]
+    st.caption(f"What CLS attends to on the {g} × {g} patch grid, over the image; one colour scale (square root, so "
+               "that weak heads still show) for every head.")
     show_built(result, "grid", "CLS attention per layer and head", lambda: (
         charts.head_grid_chart(grid, pixels=pixels, cell=84), charts.grid_maps_frame(grid)))
     rollouts(result, pixels)
@@ -301,5 +391,7 @@ def attention_table(results: dict[str, Any], layer: int, head: int) -> pd.DataFr
         tokens = result.tokens[b] if result.tokens else ()
         m = sentence_map(result.attentions[layer, b, head], tokens) if tokens else result.attentions[layer, b, head]
         labels = charts.token_labels(m.shape[-1], tokens)
+        if m.shape[-1] > FULL_MAP_TOKENS:  # a long text: its blocks (every weight is in the NPZ download)
+            m, labels = token_blocks(m, labels, OVERVIEW_BLOCKS)
         frames.append(charts.map_frame(m, labels).assign(input=b, layer=layer, head=head))
     return pd.concat(frames, ignore_index=True)

@@ -227,3 +227,72 @@ def similarity(result: Any) -> None:
                    f"completeness error {rel:.2%}.")
         if bool(result.flagged[i]):
             messages.warning(f"Sentence {name}: {result.advice[i]}")
+
+
+# --------------------------------------------------------------------------- one text (a text classifier)
+
+FULL_MAP_TOKENS = 128  # up to this many tokens the chosen head is drawn token by token; beyond, in blocks + a window
+OVERVIEW_BLOCKS = 64  # blocks a side of a long text's overview map (4,096 cells, not 262,144 at 512 tokens)
+WINDOW_TOKENS = 64  # tokens a side of the window on a long text, drawn token by token
+
+
+def _one_map(result: Any, key: str, title: str, m: np.ndarray, labels: Sequence[str], keys: session.WidgetKeys,
+             slot: str | None = None) -> None:
+    """A (n, n) map that fits the column at any n: token by token up to FULL_MAP_TOKENS; longer, an overview in
+    blocks of consecutive tokens and a window of WINDOW_TOKENS chosen with a slider, token by token."""
+    n = m.shape[-1]
+    if n <= FULL_MAP_TOKENS:
+        side = token_map_layout([n]).sides[0]
+        show_built(result, key, title, lambda: (charts.attention_map_chart(m, labels, title, token_axes=True, size=side),
+                                                charts.map_frame(m, labels)), slot=slot)
+        return
+    blocks, names = token_blocks(m, labels, OVERVIEW_BLOCKS)
+    side = token_map_layout([len(names)]).sides[0]  # whole pixels per block, within the column
+    st.caption(f"{n} tokens: the overview shows blocks of about {-(-n // len(names))} consecutive tokens (a block's "
+               f"colour: the share of attention its queries give its keys); the window below shows {WINDOW_TOKENS} "
+               "tokens one by one.")
+    show_built(result, key, title, lambda: (charts.attention_map_chart(blocks, names, f"{title} (blocks)",
+                                                                       token_axes=True, size=side),
+                                            charts.map_frame(blocks, names)), slot=slot)
+    starts = list(range(0, n - WINDOW_TOKENS + 1, WINDOW_TOKENS // 2)) + ([n - WINDOW_TOKENS] if n % 32 else [])
+    starts = sorted(set(starts))
+    start = st.select_slider("Window (first token)", starts, key=keys.key(f"{key}.window", 0, starts))
+    w = m[start:start + WINDOW_TOKENS, start:start + WINDOW_TOKENS]
+    names_w = list(labels[start:start + WINDOW_TOKENS])
+    wside = token_map_layout([WINDOW_TOKENS]).sides[0]
+    show_built(result, f"{key}-window-{start}", f"{title}, tokens {start}–{start + WINDOW_TOKENS - 1}", lambda: (
+        charts.attention_map_chart(w, names_w, f"{title}: tokens {start}–{start + WINDOW_TOKENS - 1}", token_axes=True,
+                                   size=wside), charts.map_frame(w, names_w)), slot=f"{slot}-window" if slot else None)
+
+
+def single_text_attention(result: Any, layer: int, head: int, keys: session.WidgetKeys) -> None:
+    """One text's attention (a text classifier): the chosen head, every head, head statistics, rollout."""
+    tokens = result.tokens[0]
+    n = len(tokens)
+    labels = charts.token_labels(n, tokens)
+    pred = int(result.predictions[0])
+    st.caption(f"{n} tokens (with the tokenizer's special tokens). Rows are queries, columns keys; each row sums to 1."
+               + (f" The gradient rollout explains class {pred}." if pred >= 0 else ""))
+    m = sentence_map(result.attentions[layer, 0, head], tokens)
+    _one_map(result, f"one-map-{layer}-{head}", f"Layer {layer}, head {head}", m, labels, keys, slot="one-map")
+    st.subheader("Every layer and head", divider="gray")
+    grid, names = token_blocks(sentence_map(result.attentions[:, 0], tokens), labels)
+    st.caption("A row per layer, a column per head; the chosen head is outlined. One colour scale (square root).")
+    show_built(result, f"one-grid-{layer}-{head}", "Attention per layer and head", lambda: (
+        charts.head_grid_chart(grid, labels=names, cell=grid_panel(len(names)), selected=(layer, head)),
+        charts.grid_maps_frame(grid, names)))
+
+
+def single_text_overview(result: Any, keys: session.WidgetKeys) -> None:
+    """What no layer or head choice changes for one text: head statistics and the rollout (drawn outside the
+    layer/head fragment, so another head does not send them again)."""
+    tokens = result.tokens[0]
+    labels = charts.token_labels(len(tokens), tokens)
+    st.subheader("Head statistics", divider="gray")
+    stats = sentence_head_stats(result.attentions[:, 0], tokens)
+    stats = {k: v for k, v in stats.items() if k in STAT_FORMATS and (not k.startswith("share") or v.any())}
+    show_built(result, "one-stats", "Head statistics", lambda: (
+        charts.head_stats_chart(stats, {k: STAT_FORMATS[k] for k in stats}, title="Every head"), None))
+    st.subheader("Rollout", divider="gray")
+    roll = sentence_map(result.rollout[0], tokens)
+    _one_map(result, "one-rollout", "Rollout (Abnar & Zuidema 2020)", roll, labels, keys)

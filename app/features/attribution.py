@@ -15,19 +15,26 @@ import numpy as np
 import streamlit as st
 
 from analyzers import CurveParams, RandomisationParams, field_specs, params_from_mapping
-from app.charts.attribution import attribution_chart, cascade_chart, randomisation_chart
+from app.charts.attribution import (
+    attribution_chart, cascade_chart, randomisation_chart, user_image_chart, word_attribution_chart, word_attribution_frame,
+)
 from app.charts.base import curves_chart, scores_chart
-from app.links.catalogue import attribution_methods, attribution_models, default_params, params_class, target_labels
-from app.links.codec import InputRef, Params, Query, QueryReader, param_key, read_params, saved_link
+from app.links.catalogue import (
+    attribution_methods, attribution_models, default_params, default_text_model, is_text_classifier_model, params_class,
+    target_labels,
+)
+from app.links.codec import InputRef, Params, Query, QueryReader, param_key, read_params, read_text, saved_link
 from app.runtime import compute
 from app.ui import messages
 from app.ui.figures import show_built
-from app.ui.pickers import method_label
+from app.ui.pickers import PickedInput, input_picker, method_label, model_image_picker, text_picker
 from app.ui.results import computed
 from app.ui.vega import attribution_spec
 
 DEFAULT_MODEL = "vit-dot"
 DEFAULT_METHOD = "integrated_gradients"
+DEFAULT_TEXT = "The film was a delight from start to finish."
+WORDS_PER_LINE = 34  # characters a line of the word chart holds: 306 px, half the output column
 
 
 # --------------------------------------------------------------------------- link
@@ -60,6 +67,7 @@ class AttributionView:
     input: InputRef = InputRef()
     check: bool = False  # the model-randomisation sanity check is shown
     link: str | None = None
+    text: str = DEFAULT_TEXT  # the text a text classifier explains (``?text=...``)
 
     @classmethod
     def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[AttributionView, tuple[str, ...]]:
@@ -67,26 +75,63 @@ class AttributionView:
         saved = saved_link(cls, r)
         if saved is not None:
             return saved
-        model = r.choice("model", attribution_models(), DEFAULT_MODEL, "model")
+        text_link = r.raw("text") is not None and r.raw("model") is None  # ?text=... alone: the default text model
+        default = default_text_model() if text_link and is_text_classifier_model(default_text_model()) else DEFAULT_MODEL
+        model = r.choice("model", attribution_models(), default, "model")
         methods = attribution_methods(model)
         method = r.choice("method", methods, DEFAULT_METHOD if DEFAULT_METHOD in methods else methods[0],
                           f"method for {model}")
+        text = read_text(r, "text", DEFAULT_TEXT, "Text") if is_text_classifier_model(model) else DEFAULT_TEXT
         ref = InputRef.read(r, uploads)
-        params = _checked_target(r, model, read_params(r, params_class(method)))
+        params = _checked_target(r, model, read_params(r, params_class(method, model)))
         check = r.choice("check", ("0", "1"), "0", "check (the sanity check: 1 shows it)") == "1"
-        return cls(model, method, params, ref, check), r.finish()
+        return cls(model, method, params, ref, check, text=text), r.finish()
 
     def to_query(self) -> dict[str, str]:
         if self.link:
             return {"id": self.link}
-        defaults = dict(default_params(self.method))
+        defaults = dict(default_params(self.method, self.model))
         changed = {param_key(k): v for k, v in self.params if defaults.get(k) != v}
-        return {"model": self.model, "method": self.method, **self.input.to_query(), **changed,
+        shown = {"text": self.text} if is_text_classifier_model(self.model) else self.input.to_query()
+        return {"model": self.model, "method": self.method, **shown, **changed,
                 **({"check": "1"} if self.check else {})}
 
     def params_object(self) -> Any:
-        """The validated params dataclass of this view's method."""
-        return params_from_mapping(params_class(self.method), dict(self.params))
+        """The validated params dataclass of this view's method (TextIGParams for a text classifier's IG)."""
+        return params_from_mapping(params_class(self.method, self.model), dict(self.params))
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class AttributionInput(PickedInput):
+    """What the page explains: a digit, a user's image (1, C, H, W), or a text (``pixels`` is then ``[text]``)."""
+
+    text: str = DEFAULT_TEXT
+
+    @property
+    def share_inputs(self) -> dict[str, np.ndarray]:
+        """The arrays a share keeps beside the results: the image analysed (a text lives in the link)."""
+        return {"pixels": self.pixels} if isinstance(self.pixels, np.ndarray) else {}
+
+
+def attribution_input(keys: Any, seed: AttributionView, model: str, host: Any = st) -> AttributionInput:
+    """The input that fits ``model``: a text for a text classifier, an upload prepared by a user's image model's
+    own preprocessing, or a held-out digit / an upload framed like MNIST for the zoo's digit models."""
+    from app.runtime.compute import spec_of
+    from app.runtime.inputs import uses_model_preprocessing
+
+    if is_text_classifier_model(model):
+        text, problem = text_picker(keys, seed.text, model, host=host)
+        if text is None:
+            return AttributionInput(None, seed.input, "", problem, text=seed.text)
+        return AttributionInput([text], seed.input, f"“{text[:40]}{'…' if len(text) > 40 else ''}”", text=text)
+    if uses_model_preprocessing(spec_of(model)):
+        picked = model_image_picker(keys, seed.input, model, host=host)
+    else:
+        picked = input_picker(keys, seed.input, host=host)
+    return AttributionInput(picked.pixels, picked.ref, picked.label, picked.problem, text=seed.text)
 
 
 # --------------------------------------------------------------------------- results
@@ -129,12 +174,30 @@ def completeness(result: Any, i: int = 0) -> None:
 
 def attribution_heatmap(result: Any, *, vmax: float | None = None, title: str = "Attribution",
                         key: str = "attribution", i: int = 0) -> None:
-    """The signed attribution over the input, with a save menu."""
+    """The signed attribution over the input (digit, a user's RGB or grey image, or a text's words), with a save menu."""
+    if result.tokens:
+        return word_attributions(result, title=title, key=key, i=i)
+    if np.shape(result.inputs[i]) != (1, 28, 28):  # a user's image: RGB at the model's size, grid at most 56 a side
+        image, attr = np.asarray(result.inputs[i]), np.asarray(result.attributions[i])
+        show_built(result, key, title, lambda: user_image_chart(image, attr, vmax, title=title),
+                   variant=f"{i}:{vmax}:{title}")
+        return
     pixels = np.asarray(result.inputs[i]).reshape(28, 28)
     attr = np.asarray(result.attributions[i]).reshape(28, 28)
     show_built(result, key, title, lambda: attribution_chart(pixels, attr, vmax, title=title),
                spec=lambda: attribution_spec(pixels, attr, vmax, title=title),
                variant=f"{i}:{vmax}:{title}")
+
+
+def word_attributions(result: Any, *, title: str, key: str = "attribution", i: int = 0) -> None:
+    """A text's attributions as readable words (subword pieces merged, their scores summed; pieces in the tooltip)."""
+    pieces = tuple(result.tokens[i])
+    scores = np.asarray(result.attributions[i][: len(pieces)])
+    st.caption("Layer Integrated Gradients through the word embeddings: red words raise the explained class's logit, "
+               "blue ones lower it. Words are the tokenizer's pieces put back together (their scores summed); hover "
+               "a word for its pieces.")
+    show_built(result, key, title, lambda: (word_attribution_chart(pieces, scores, title=title, per_line=WORDS_PER_LINE),
+                                            word_attribution_frame(pieces, scores)), variant=f"{i}:{title}")
 
 
 def class_scores(result: Any, i: int = 0, key: str = "scores") -> None:
@@ -168,13 +231,21 @@ def curve_params_for(method: str, params: Any) -> Any:
 
 
 def attribution_only(model: str, method: str, params: Any, pixels: np.ndarray) -> Any | None:
-    """The attribution of ``pixels`` (cached), under a spinner; None when it could not be computed."""
+    """The attribution of ``pixels`` (cached), under a spinner; None when it could not be computed.
+
+    IG, SmoothGrad and GradientSHAP on images are sharpened progressively unless the visitor turns it off
+    (:mod:`app.features.attribution_refine`): drawn at once, refined in place until the check passes."""
+    from app.features import attribution_refine as refine  # issue 23
+    if refine.offered(model, method) and refine.toggle():
+        return refine.progressive_attribution(model, method, params, pixels)
     return computed(f"Computing {method_label(method)} on {model}…",
                     lambda: compute.run(method, model, params, pixels))
 
 
 def attribution_curves(model: str, method: str, params: Any, pixels: np.ndarray, attribution: Any) -> Any | None:
-    """Deletion/insertion curves for an attribution already computed (cached), under a spinner."""
+    """Deletion/insertion curves for an attribution already computed (cached), under a spinner; None for texts."""
+    if not isinstance(pixels, np.ndarray):
+        return None
     curve_params = curve_params_for(method, params)
     return computed("Deletion and insertion curves…",
                     lambda: compute.run("deletion_insertion", model, curve_params, pixels,
@@ -183,6 +254,19 @@ def attribution_curves(model: str, method: str, params: Any, pixels: np.ndarray,
 
 
 # --------------------------------------------------------------------------- sanity check
+
+
+def _map2d(a: np.ndarray) -> np.ndarray:
+    """An attribution (C, H, W) as one (H, W) map: summed over channels, in blocks of at most 56 a side."""
+    from app.charts.images import grid_factor, pool
+
+    m = np.asarray(a, dtype=np.float64).sum(0) if np.ndim(a) == 3 else np.asarray(a, dtype=np.float64)
+    return pool(m, grid_factor(m.shape), "sum")
+
+
+def offers_sanity_check(model: str) -> bool:
+    """Whether the model-randomisation check fits the model (image models; not texts)."""
+    return not is_text_classifier_model(model)
 
 SANITY_MAX_STEPS = 32  # IG steps of the re-run attributions (one run per layer re-initialised)
 PASSES, FAILS = 0.3, 0.6  # mean Spearman rho after every layer is random: below passes, above fails
@@ -222,8 +306,8 @@ def sanity_panel(result: Any, i: int = 0) -> None:
     """The verdict in words, the trained and re-initialised maps side by side, and rho against layers."""
     kind, words = sanity_verdict(result)
     {"pass": messages.info, "unclear": messages.warning, "fail": messages.warning}[kind](words)
-    maps = {"trained": result.attributions[i].reshape(28, 28)}
-    maps.update({f"+ {name}": result.randomised[k, i].reshape(28, 28) for k, name in enumerate(result.layers)})
+    maps = {"trained": _map2d(result.attributions[i])}
+    maps.update({f"+ {name}": _map2d(result.randomised[k, i]) for k, name in enumerate(result.layers)})
     st.caption("Each map is scaled by its own largest |value|: the question is where the attribution goes once the "
                "weights are random, not how much there is. Layers are re-initialised cumulatively, from the output "
                "down (Adebayo et al. 2018, https://arxiv.org/abs/1810.03292).")

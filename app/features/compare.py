@@ -20,7 +20,9 @@ import streamlit as st
 
 from app.features.attribution import attribution_heatmap
 from app.features.compare_fairness import SCALE_LABELS, SCALES, agreement_note, agreement_table, scale_choice
-from app.links.catalogue import attribution_methods, attribution_models, default_params, params_class, target_labels
+from app.links.catalogue import (
+    attribution_methods, attribution_models, default_params, is_text_classifier_model, params_class, target_labels,
+)
 from app.links.codec import (
     InputRef, Params, Query, QueryReader, canonical, params_object, quote, read_params, saved_link, write_params,
 )
@@ -119,7 +121,7 @@ class CompareView:
         columns = []
         for part in parts:
             model, _, method = part.strip().partition(":")
-            if model not in attribution_models() or method not in attribution_methods(model):
+            if model not in compare_models() or method not in attribution_methods(model):
                 r.problems.append(f"Column {quote(part)} is not model:method with a known pair, e.g. "
                                   "vit-dot:integrated_gradients. Showing the default columns.")
                 return DEFAULT_COLUMNS
@@ -135,17 +137,53 @@ class CompareView:
         return {**query, **({"scale": self.scale} if self.scale != "auto" else {})}
 
 
+# --------------------------------------------------------------------------- the user's image models beside the zoo's
+
+
+def compare_models() -> tuple[str, ...]:
+    """The image models an attribution fits: the zoo's digit models and the user's image models (one modality)."""
+    return tuple(m for m in attribution_models() if not is_text_classifier_model(m))
+
+
+def pixels_for(model: str, pixels: np.ndarray) -> np.ndarray:
+    """The digit as ``model`` reads it: as it is for the zoo's 28 x 28 models; for a user's image model, the digit
+    as an 8-bit picture prepared by the model's own preprocessing (its size and channels), (1, C, H, W)."""
+    from PIL import Image
+
+    from app.runtime.compute import spec_of
+    from app.runtime.inputs import uses_model_preprocessing
+    from app.runtime.models import loaded_model
+
+    if not uses_model_preprocessing(spec_of(model)):
+        return pixels
+    picture = Image.fromarray((np.clip(np.asarray(pixels, dtype=np.float32), 0, 1) * 255 + 0.5).astype(np.uint8))
+    return np.asarray(loaded_model(model).model.preprocess(picture.convert("RGB")), dtype=np.float32)[None]
+
+
+def on_digit_grid(attribution: np.ndarray) -> np.ndarray:
+    """An attribution (C, H, W) summed over channels and area-resampled onto the 28 x 28 grid the columns share
+    (the agreement measures compare maps cell by cell); the zoo's (1, 28, 28) maps as they are."""
+    from PIL import Image
+
+    a = np.asarray(attribution, dtype=np.float32)
+    a = a.sum(0) if a.ndim == 3 else a
+    if a.shape == (28, 28):
+        return a
+    scale = a.shape[0] * a.shape[1] / (28 * 28)  # resampling averages: scaled back to a sum per cell
+    return np.asarray(Image.fromarray(a, mode="F").resize((28, 28), Image.Resampling.BOX)) * scale
+
+
 # --------------------------------------------------------------------------- settings
 
 
 def column_picker(keys: session.WidgetKeys, i: int, prior: Column, host: Any = st) -> Column:
     """Model, method and params of compare column ``i``, seeded from ``prior``."""
-    models = attribution_models()
+    models = compare_models()
     model = host.selectbox(f"Model {i + 1}", models, key=keys.key(f"col{i}.model", prior.model, models))
     methods = attribution_methods(model)
     method = host.selectbox(f"Method {i + 1}", methods, key=keys.key(f"col{i}.method", prior.method, methods),
                             format_func=method_label)
-    cls = params_class(method)
+    cls = params_class(method, model)
     current = prior.params_object() if prior.method == method else cls()
     with host.expander(f"Parameters of column {i + 1}") as place:
         params = params_form(cls, current, keys, prefix=f"col{i}.{method}", labels=target_labels(model),
@@ -170,8 +208,9 @@ def compare_results(columns: Sequence[Column], pixels: np.ndarray) -> dict[str, 
     progress = st.progress(0.0, text="Computing the columns…")
     for i, c in enumerate(columns):
         params = c.params_object()
+        seen = pixels_for(c.model, pixels)
         result = computed(f"{method_label(c.method)} on {c.model}…",
-                          lambda c=c, params=params: compute.run(c.method, c.model, params, pixels))
+                          lambda c=c, params=params, seen=seen: compute.run(c.method, c.model, params, seen))
         if result is None:
             progress.empty()
             return None
@@ -184,7 +223,7 @@ def compare_results(columns: Sequence[Column], pixels: np.ndarray) -> dict[str, 
 def compare_panels(view: CompareView, results: dict[str, Any]) -> None:
     """The colour scale in words, the columns on it, and the agreement of every pair of columns."""
     choice = scale_choice([(c.model, c.method, c.params_object()) for c in view.columns], view.scale)
-    maps = [np.asarray(results[f"col{i}"].attributions[0]).reshape(28, 28) for i in range(len(view.columns))]
+    maps = [on_digit_grid(results[f"col{i}"].attributions[0]) for i in range(len(view.columns))]
     ranges = choice.ranges(maps)
     titles = [f"({i + 1}) {c.title()}" for i, c in enumerate(view.columns)]
     st.caption(messages.escape(choice.sentence(titles, ranges)))

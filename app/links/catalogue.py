@@ -113,6 +113,11 @@ def sequence_models() -> tuple[str, ...]:
     return models_for("sequence_alignment")
 
 
+def generation_models() -> tuple[str, ...]:
+    """The text-generating models (the user's sequence-to-sequence and causal-LM folders, SmolLM2)."""
+    return models_for("generation_attention")
+
+
 def has_weights(model: str) -> bool:
     """True when a model can be loaded: a pretrained package, or its checkpoint file is present."""
     path = get_spec(model).checkpoint_path

@@ -13,7 +13,9 @@ import hashlib
 import io
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
@@ -101,6 +103,66 @@ def decode_image(data: bytes) -> DecodedImage:
         notices=notices + more,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class ModelImage:
+    """An upload prepared for a user's image model by that model's own preprocessing (its folder's processor).
+
+    Attributes:
+        display: (h, w, 3) float32 RGB in [0, 1] as a viewer sees the file, longest side <= PREVIEW_SIDE.
+        pixels: (C, H, W) float32 in [0, 1] at the model's size, not normalised (the model does that).
+        format, original_size, notices, sha256: as :class:`DecodedImage`.
+    """
+
+    display: np.ndarray
+    pixels: np.ndarray
+    format: str
+    original_size: tuple[int, int]
+    notices: tuple[str, ...]
+    sha256: str
+
+
+def decode_for_model(data: bytes, preprocess: Callable[[Image.Image], Any]) -> ModelImage:
+    """Decode an upload under the same limits as :func:`decode_image`, then prepare it with ``preprocess``
+    (a PIL RGB image -> (C, H, W) in [0, 1], e.g. the adapter's ``preprocess``): colour kept, transparency on
+    white, EXIF orientation applied. Raises InputError for anything wrong with the file."""
+    data = _as_bytes(data)
+    _check_upload_size(len(data))
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+            _check_declared_size(img.size)
+            fmt, notices = img.format or "image", _frame_notices(img, img.format or "image")
+            img.load()
+            upright, more = _apply_orientation(img)
+            rgb, alpha = _as_rgb(upright)
+            size = img.size
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(_bomb_message(str(exc))) from None
+    except Image.UnidentifiedImageError:
+        raise InputError(_unidentified_message(data)) from None
+    except Exception as exc:  # Pillow's many errors on damaged files
+        raise InputError(_damaged_message(data, exc)) from exc
+    with rgb:
+        pixels = np.asarray(preprocess(rgb), dtype=np.float32)  # (C, H, W)
+        shown = rgb.copy()
+        shown.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        display = np.asarray(shown, dtype=np.float32) / 255.0
+    return ModelImage(display, pixels, fmt, size, notices + more + alpha, hashlib.sha256(data).hexdigest())
+
+
+def _as_rgb(img: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
+    """An RGB copy, transparent areas on white."""
+    if img.has_transparency_data:
+        with img.convert("RGBA") as rgba, Image.new("RGBA", rgba.size, (255, 255, 255, 255)) as white:
+            flat = Image.alpha_composite(white, rgba)
+            return flat.convert("RGB"), (NOTICE_TRANSPARENT,)
+    if img.mode in _SIXTEEN_BIT_MODES:
+        gray = Image.fromarray((_scaled_integer_gray(img) * 255).astype(np.uint8))
+        return gray.convert("RGB"), ()
+    return img.convert("RGB"), ()
 
 
 def preview(gray: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:

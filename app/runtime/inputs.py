@@ -172,3 +172,20 @@ def safe_filename_label(name: str) -> str:
     if len(base) > _LABEL_MAX_CHARS:
         base = base[: _LABEL_MAX_CHARS - 1] + "…"
     return base or "unnamed file"
+
+
+# --------------------------------------------------------------------------- users' image models
+
+
+def uses_model_preprocessing(spec) -> bool:
+    """True when an image for ``spec`` is prepared by the model's own preprocessing (a user's folder or plugin,
+    any size, RGB or grey) rather than framed like an MNIST digit (the zoo's 28x28 models)."""
+    if spec.input.modality != "image":
+        return False
+    return bool(spec.extra.get("source")) or tuple(spec.input.shape) != (1, MNIST_SIDE, MNIST_SIDE)
+
+
+def image_size_label(spec) -> str:
+    """``3 × 224 × 224`` (RGB), for people."""
+    c, h, w = (tuple(spec.input.shape) + (0, 0, 0))[:3]
+    return f"{h} × {w} {'RGB' if c == 3 else 'grey' if c == 1 else f'{c}-channel'}"

@@ -31,8 +31,10 @@ THUMB_SCALE = 5  # 28 px -> 140 px, nearest neighbour: crisp pixels
 
 
 def model_label(name: str) -> str:
-    """A model's menu label: its name and family."""
-    return f"{name} · {get_spec(name).family}"
+    """A model's menu label: its name and family (and where it comes from when it is not the zoo's)."""
+    spec = get_spec(name)
+    source = {"folder": " · your folder", "plugin": " · plugin"}.get(spec.source, "")
+    return f"{name} · {spec.family}{source}"
 
 
 def method_label(name: str) -> str:
@@ -193,3 +195,69 @@ def heldout_picker(keys: session.WidgetKeys, seed: int, label: str, host: Any = 
     indices = [int(i) for i in np.flatnonzero(y == cls)]
     return host.select_slider(f"{label}: example", indices, key=keys.key("other.sample", seed, indices),
                               format_func=lambda i: f"#{i}")
+
+
+# --------------------------------------------------------------------------- users' models (issue 17)
+
+MODEL_UPLOAD_HINT = "PNG, JPEG, WebP, BMP or GIF, up to 5 MB; prepared as the model's folder says (size, crop, colour)."
+
+
+def model_upload_key(raw_sha: str, model: str) -> str:
+    """The session key (and the link's ``upload``) of an upload prepared for ``model``: one file gives each model its
+    own preprocessing, so the key is the sha256 of the file's sha256 and the model's name."""
+    return hashlib.sha256(f"{raw_sha}:{model}".encode()).hexdigest()
+
+
+def model_image_picker(keys: session.WidgetKeys, ref: InputRef, model: str, name: str = "",
+                       host: Any = st) -> PickedInput:
+    """Upload an image for a user's image model (any size, RGB or grey), prepared by the model's own
+    preprocessing and shown before and after; ``pixels`` is (1, C, H, W) in [0, 1]."""
+    from app.runtime.images import decode_for_model
+    from app.runtime.inputs import image_size_label
+    from app.runtime.models import loaded_model
+
+    w = f"{name}." if name else ""
+    spec = get_spec(model)
+    data = session.current()
+    file = host.file_uploader(f"Image for {model} ({image_size_label(spec)})", key=keys.name(f"{w}upload.user"),
+                              help=MODEL_UPLOAD_HINT)
+    sha = ref.upload
+    if file is not None:
+        raw = file.getvalue()
+        sha = model_upload_key(hashlib.sha256(raw).hexdigest(), model)
+        if sha not in data.uploads:
+            try:
+                with st.spinner("Reading the image…"):
+                    decoded = decode_for_model(raw, loaded_model(model).model.preprocess)
+            except InputError as e:
+                messages.error(str(e))
+                return PickedInput(None, ref, "", f"The uploaded file was not used: {e} Upload another image.")
+            data.remember_upload(sha, decoded, safe_filename_label(file.name))
+    decoded = data.uploads.get(sha) if sha else None
+    shape = tuple(spec.input.shape)
+    if decoded is None or tuple(np.shape(decoded.pixels))[-len(shape):] != shape:
+        host.caption("Nothing uploaded yet.")
+        return PickedInput(None, ref, "", f"Nothing uploaded yet: upload an image for {model} ({MODEL_UPLOAD_HINT})")
+    pixels = np.asarray(decoded.pixels, dtype=np.float32).reshape(1, *shape)
+    host.text(data.upload_names.get(sha, "upload"))
+    before, after = host.columns(2)
+    before.image(np.clip(decoded.display, 0, 1), caption=f"as uploaded ({decoded.format})", width=120)
+    shown = pixels[0, 0] if shape[0] == 1 else np.moveaxis(pixels[0], 0, -1)
+    after.image(np.clip(shown, 0, 1), caption=f"as the model sees it ({image_size_label(spec)})", width=120)
+    for notice in decoded.notices:
+        host.caption(messages.escape(notice))
+    return PickedInput(pixels, InputRef(sample=ref.sample, upload=sha), f"upload {sha[:8]}")
+
+
+def text_picker(keys: session.WidgetKeys, seed: str, model: str, label: str = "Text", host: Any = st,
+                max_chars: int = 4000) -> tuple[str | None, str]:
+    """A text area for a text classifier, seeded from the view: (the validated text, "") or (None, why not)."""
+    from app.runtime.inputs import validate_text
+
+    raw = host.text_area(label, key=keys.key("text", seed), max_chars=max_chars, height=100,
+                         help=f"Shown exactly as typed; {model} reads up to its tokenizer's limit (longer text is "
+                              "cut there).")
+    try:
+        return validate_text(raw, max_chars=max_chars), ""
+    except InputError as e:
+        return None, f"The text was not used: {e}"

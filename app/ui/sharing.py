@@ -26,7 +26,7 @@ from app.runtime.store import StoreError
 from app.ui import messages, session
 from app.ui.figures import download_buttons
 from app.ui.results import visitor
-from model_zoo import REGISTRY
+from model_zoo import all_models
 
 _log = logging.getLogger(__name__)
 _PUBLISH_PROBLEM = "zooscope.publish_problem"  # session-state key: why the last Publish click failed
@@ -182,7 +182,7 @@ def provenance(results: Mapping[str, Any], source: Mapping[str, Any] | None = No
         info = getattr(result, "info", None)
         if info is None:
             continue
-        spec = REGISTRY.get(info.model)
+        spec = all_models().get(info.model)  # the zoo, the user's folders and plugins
         models[info.model] = spec.sha256 if spec is not None else ""
         params[part] = {"analyzer": info.analyzer, "params": _typed(info.analyzer, info.params)}
     return {"zooscope": share.library_versions()["zooscope"], "models": models, "input": dict(source or {}),
