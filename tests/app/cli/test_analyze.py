@@ -177,7 +177,7 @@ def test_bad_params_exit_2_with_a_clear_message(capsys, params, expected):
 
 
 @pytest.mark.parametrize("model, analyzer, inp, expected", [
-    ("resnet-50", "integrated_gradients", "sample:0", "unknown model 'resnet-50'; the zoo has: vit-dot"),
+    ("resnet-50", "integrated_gradients", "sample:0", "unknown model 'resnet-50'; known: vit-dot"),
     ("vit-dot", "deep_dream", "sample:0", "unknown analyzer 'deep_dream'; choose from"),
     ("vit-dot", "latent_projection", "sample:0", "does not fit vit-dot; it fits:"),
     ("vit-dot", "integrated_gradients", "sample:5000", "out of range"),
