@@ -88,7 +88,7 @@ def zoo_entry() -> dict[str, ModelSpec]:
         paper=PAPER,
         input=InputSpec(modality="text", shape=(), normalisation=f"GPT-2-style byte-level BPE tokens, at most "
                         f"{MAX_TOKENS} with the generated ones", tokenizer="SmolLM2 BPE (from the GGUF file)"),
-        config=SmolLMConfig(), builder=build_smollm, capabilities=frozenset({"text"}),
+        config=SmolLMConfig(), builder=build_smollm, capabilities=frozenset({"text", "generation"}),
         extra={"sha256": GGUF_SHA256, "parameters": 134_515_008, "background_load": True},
     )}
 

@@ -248,12 +248,13 @@ def folder_spec(folder: str | Path, name: str | None = None) -> ModelSpec:
     sha = weights_sha256(ins.files)
     name = name or folder.name
     task, config = ins.task, ins.config
-    caps = {"text"} if task in ("seq2seq", "causal-lm") else {"gradients"}
+    generative = task in ("seq2seq", "causal-lm")  # their attention is drawn per generated token (generation)
+    caps = {"text", "generation"} if generative else {"gradients"}
     if task in ("image-classifier", "text-classifier"):
         caps.add("classifier")
     if task in ("text-classifier", "sentence-encoder"):
         caps.add("text")
-    if ins.has_attention:
+    if ins.has_attention and not generative:
         caps.add("attention")
     labels = _labels(config) if task in ("image-classifier", "text-classifier") else ()
     if task == "image-classifier":

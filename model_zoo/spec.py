@@ -19,7 +19,7 @@ FAMILIES = ("attention", "synthesizer", "vae", "capsule", "pretrained-text", "mo
 
 # What analyses a model supports; analyzers declare what they need and are matched by set test.
 CAPABILITIES = frozenset({"gradients", "classifier", "attention", "latent", "capsules", "text", "routing",
-                          "sequence"})  # sequence: a seq2seq model that generates tokens (G2P)
+                          "sequence", "generation"})  # sequence: G2P (one word in); generation: a text seq2seq or causal LM
 
 DIGIT_LABELS = tuple(str(d) for d in range(10))
 

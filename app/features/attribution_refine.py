@@ -77,9 +77,16 @@ def offered(model: str, method: str) -> bool:
         return False
 
 
+# URL keys that fix how many path points or samples an analysis takes: a link that names them asks for
+# exactly that computation (a colleague's "n_steps=2" reproduces a flagged readout, a budget check refuses
+# "n_steps=1024"), so sharpening starts off there; a visit without them sharpens.
+FIXED_BY_LINK = frozenset({"n_steps", "param.method", "n_samples"})
+
+
 def toggle(key: str = "attribution.refine") -> bool:
-    """The 'Sharpen progressively' switch (on by default)."""
-    return st.toggle(TOGGLE_LABEL, value=True, key=key, help=TOGGLE_HELP)
+    """The 'Sharpen progressively' switch: on by default, off when the link fixes the steps or samples."""
+    fixed = any(k in FIXED_BY_LINK for k in st.query_params.keys())
+    return st.toggle(TOGGLE_LABEL, value=not fixed, key=key, help=TOGGLE_HELP)
 
 
 def refine_key(model: str, method: str, params: Any, pixels: np.ndarray) -> str:

@@ -265,7 +265,7 @@ def examples_panel(ex: ChunkResult, heldout: np.ndarray, labels: tuple[str, ...]
     for host, title, rows in ((left, "Worst explained (largest completeness error)", worst_explained(ex)),
                               (right, "Most confused (wrong and sure)", most_confused(ex))):
         with host:
-            st.markdown(f"**{title}**")
+            st.markdown(f"**{messages.escape(title)}**")
             if not len(rows):
                 st.caption("None so far.")
             for i in rows:
