@@ -88,6 +88,8 @@ class SettingsSummary:
     def checkbox(self, label: str, value: bool = False, *, key: str | None = None, **_: Any) -> bool:
         return bool(self._choice(label, key, lambda v: "yes" if v else "no", value))
 
+    toggle = checkbox  # an on/off switch reads the same as a checkbox in the summary
+
     def text_input(self, label: str, value: str = "", *, key: str | None = None, **_: Any) -> str:
         return self._choice(label, key, str, value)
 

@@ -78,6 +78,19 @@ def test_every_generated_token_gets_a_row_and_completeness_holds(loaded):
     assert np.all(r.f_x <= 0)  # log-probabilities
 
 
+def test_the_keep_first_baseline_holds_the_first_token_and_stays_complete(loaded):
+    """pad_keep_first: the first source token is in the baseline too, so it gets exactly 0 and rows still add up."""
+    spec, model = loaded
+    r = generation_attribution(model, spec, TEXT, GenerationIGParams(max_new_tokens=3, n_steps=128,
+                                                                     baseline="pad_keep_first"))
+    assert r.baseline == "pad_keep_first"
+    assert np.all(r.attributions[:, 0] == 0.0), r.attributions[:, 0]
+    assert np.any(r.attributions[:, 1:len(r.source)] != 0)
+    np.testing.assert_allclose(r.attributions.sum(1), r.f_x - r.f_baseline, rtol=0.01, atol=1e-4)
+    pad = generation_attribution(model, spec, TEXT, GenerationIGParams(max_new_tokens=3, n_steps=4))
+    assert not np.allclose(pad.f_baseline, r.f_baseline)  # a different baseline: F(first token, then pads)
+
+
 def test_the_causal_mask_is_respected(loaded):
     """Token i was chosen before the prefix positions after it existed: their attributions are exactly 0."""
     spec, model = loaded
