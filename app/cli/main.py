@@ -6,7 +6,7 @@
     zooscope evaluate NAME [--json]          re-measure a shipped checkpoint on the held-out split
     zooscope analyze --model M --analyzer A --input PATH|sample:N [--param k=v ...] [--json]
     zooscope dataset --model M --dataset heldout|PATH --limit N --engine local|ray [--json]
-    zooscope bench ig|app|batch|dataset|sequence|refine  run a benchmark
+    zooscope bench ig|app|batch|dataset|sequence|refine|user  run a benchmark
 """
 
 from __future__ import annotations
@@ -74,6 +74,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         row = {"name": spec.name, "split": split.name, "metrics": metrics, "recorded": spec.metrics}
         print(json.dumps(row, indent=2) if args.json else f"{spec.name}: {metrics} (recorded {spec.metrics})")
         return 0
+    if spec.family == "text-classifier":  # minilm-sentiment: accuracy on its held-out sentences
+        from model_zoo.sentiment_training import heldout_predictions
+        text_split, predicted = heldout_predictions(load(spec.name, args.device))
+        _, labels = text_split.part("heldout")
+        metrics = {"accuracy": round(float((predicted == labels).mean()), 4)}
+        row = {"name": spec.name, "split": text_split.name, "metrics": metrics, "recorded": spec.metrics}
+        print(json.dumps(row, indent=2) if args.json else f"{spec.name}: {metrics} (recorded {spec.metrics})")
+        return 0
     split = load_split(args.data_dir)
     metrics = evaluate(spec, load(spec.name, args.device), split)
     row = {"name": spec.name, "split": split.name, "metrics": metrics, "recorded": spec.metrics}
@@ -134,9 +142,10 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_delegate("app.cli.dataset", "dataset_command"))
 
     s = sub.add_parser("bench", help="run a benchmark")
-    s.add_argument("suite", choices=["ig", "app", "batch", "dataset", "sequence", "refine"])
+    s.add_argument("suite", choices=["ig", "app", "batch", "dataset", "sequence", "refine", "user"])
     s.add_argument("rest", nargs=argparse.REMAINDER)
-    s.set_defaults(func=lambda a: importlib.import_module(f"bench.{a.suite}").main(a.rest))
+    s.set_defaults(func=lambda a: importlib.import_module(
+        f"bench.{'user_models' if a.suite == 'user' else a.suite}").main(a.rest))
     return p
 
 

@@ -128,7 +128,8 @@ def model_card(name: str) -> None:
         st.text(", ".join(method_label(a) for a in compatible(spec)))
     st.caption("Checkpoint sha256")
     st.code(spec.sha256 or "none (pretrained package or not trained yet)", language=None)
-    if "classifier" in spec.capabilities and (spec.recipe is not None or _reads_heldout_digits(spec)):
+    if ("classifier" in spec.capabilities and spec.input.modality == "image"
+            and (spec.recipe is not None or _reads_heldout_digits(spec))):
         evaluation_panel(name)
 
 

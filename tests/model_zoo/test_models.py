@@ -10,7 +10,7 @@ from model_zoo import REGISTRY
 from model_zoo.vae import kl_per_dim
 
 ATTENTION = [n for n, s in REGISTRY.items() if "attention" in s.capabilities and "text" not in s.capabilities]
-CLASSIFIERS = [n for n, s in REGISTRY.items() if "classifier" in s.capabilities]
+CLASSIFIERS = [n for n, s in REGISTRY.items() if "classifier" in s.capabilities and s.input.modality == "image"]
 VAES = [n for n, s in REGISTRY.items() if s.family == "vae"]
 
 
