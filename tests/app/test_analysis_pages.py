@@ -7,6 +7,8 @@ and bad link parameters give an error above a page that still works.
 
 from __future__ import annotations
 
+import model_zoo
+
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -123,16 +125,18 @@ def labels(elements) -> set[str]:
 @pytest.mark.parametrize("model", catalogue.attention_models())
 def test_attention_renders_every_attention_model(model):
     require(model)
-    query = {"model": model, **(SENTENCES if catalogue.is_text_model(model) else {"sample": "3"})}
+    text = {"text": "A gripping, funny film."} if model_zoo.get_spec(model).family == "text-classifier" else SENTENCES
+    query = {"model": model, **(text if catalogue.is_text_model(model) else {"sample": "3"})}
     at = open_page("attention", query)
     ok(at)
     assert at.title[0].value == "Attention"
     assert {"Model", "Layer", "Head"} <= labels(at.selectbox)
     assert len(at.get("vega_lite_chart")) >= 4
     if catalogue.is_text_model(model):
-        assert labels(at.text_area) == {"Sentence A", "Sentence B"}
-        assert any(c.value.startswith("Tokens: sentence A 9, sentence B 9") for c in at.caption)
-        assert "cos(A, B)" in {m.label for m in at.metric}
+        assert labels(at.text_area) == ({"Text"} if "text" in text else {"Sentence A", "Sentence B"})
+        if "text" not in text:  # a sentence pair: both lengths and their similarity
+            assert any(c.value.startswith("Tokens: sentence A 9, sentence B 9") for c in at.caption)
+            assert "cos(A, B)" in {m.label for m in at.metric}
     else:
         assert "Digit class" in labels(at.selectbox)
         assert {"Every layer and head", "Rollout"} <= {s.value for s in at.subheader}
