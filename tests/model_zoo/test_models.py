@@ -20,7 +20,7 @@ def digits():
     return torch.rand(3, 1, 28, 28, generator=g)
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", [n for n, s in REGISTRY.items() if s.family != "causal-lm"])  # SmolLM2: its tests
 def test_loads_on_cpu_eval_and_frozen(name, loaded):
     model = loaded(name)
     assert not model.training
