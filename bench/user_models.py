@@ -19,14 +19,17 @@ in a fresh Python process per (case, analysis):
 The ratio analysis / floor is what the analyzer costs above the work it cannot avoid (goal: at
 most 1.3). The analyzer's first call in a process also measures its memory cost per path point
 (``analyzers.batching``; a server does that once per model and input size): it is reported as
-"first call", the ratio uses the best of ``--repeat`` calls after it. "evaluations" counts the inputs
+"first call", the ratio uses the best of ``--repeat`` calls after it (at least 5 when a call takes under
+3 s), each right after a floor pass, and the best of those floor passes. "evaluations" counts the inputs
 the model ran on (rows through its forward pass) in the timed call, against the floor's.
 
 Peak memory: the peak resident set (VmHWM) above the RSS just before the call, after freed memory
 was handed back (``malloc_trim``) and the peak reset (``/proc/self/clear_refs``); where the reset
 is refused, the growth of ``getrusage(RUSAGE_SELF).ru_maxrss``. It is given for the timed call and,
-apart, for the first call, whose memory probe runs 8 path points in one pass, whatever the budget. tracemalloc does not see torch's
-buffers, and torch keeps no CPU allocator statistics to read.
+apart, for the first call, whose memory probe runs 8 path points in one pass whatever the budget.
+tracemalloc does not see torch's buffers, and torch has no CPU counterpart of
+``torch.cuda.max_memory_allocated`` (its profiler's memory records, which ``analyzers.batching``
+reads, would slow the timed call down).
 
     zooscope bench user [--cases vit-b16,bert-128,bert-512] [--steps 16] [--steps-512 8] [--repeat 1]
                         [--threads N] [--json] [--tiny]
@@ -52,6 +55,7 @@ from pathlib import Path
 CASES = ("vit-b16", "bert-128", "bert-512")
 ANALYSES = ("integrated_gradients", "attention_maps")
 GOAL = 1.3
+CHEAP_S, CHEAP_REPEAT = 3.0, 5  # calls shorter than this many seconds are timed this many times at least
 MB = 2**20
 WORDS = ("the", "film", "was", "a", "delight", "from", "start", "to", "finish", "and", "dull", "lifeless", "movie",
          "that", "never", "ends", "great", "acting", "clever", "plot", "worst", "picture", "of", "year", "sadly", "i",
@@ -217,19 +221,22 @@ def run_case(folder: str, case: str, analysis: str, steps: int, repeat: int, tin
             return attention_maps(model, spec, inputs, AttentionParams())
     floor_fn = _floor(model, spec, x, points)
     _floor(model, spec, x, 1)()  # warm-up: the first pass of a process sets up kernels and transformers' hooks
-    floor_s, floor_peak, how = measured(floor_fn)
-    for _ in range(repeat - 1):
-        floor_s = min(floor_s, measured(floor_fn)[0])
     with RowCounter(model.hf) as counter:
-        first_s, first_peak, _ = measured(call)
+        first_s, first_peak, how = measured(call)  # also measures the memory one path point costs (once)
     first_rows = counter.rows
-    times, peaks, rows, passes = [], [], 0, 0
-    for _ in range(repeat):
+    times, peaks, floor_times, floor_peaks, rows, passes = [], [], [], [], 0, 0
+    runs = repeat
+    while len(times) < runs:  # floor and analysis in turn, so that both see the same neighbours
+        f_s, f_peak, _ = measured(floor_fn)
         with RowCounter(model.hf) as counter:
             s, p, _ = measured(call)
+        floor_times.append(f_s)
+        floor_peaks.append(f_peak)
         times.append(s)
         peaks.append(p)
         rows, passes = counter.rows, counter.passes
+        if max(s, f_s) < CHEAP_S:  # a short call on a shared CPU: one slice lost to a neighbour doubles it
+            runs = max(runs, CHEAP_REPEAT)
     if case == "vit-b16":
         tokens = (spec.input.shape[-1] // model.hf.config.patch_size) ** 2 + 1  # patches + [CLS]
     else:
@@ -237,12 +244,16 @@ def run_case(folder: str, case: str, analysis: str, steps: int, repeat: int, tin
     return {"case": case, "analysis": analysis, "tokens": tokens, "path_points": points,
             "parameters": int(spec.extra.get("parameters", 0)), "load_s": load_s,
             "first_s": first_s, "first_evaluations": first_rows, "analysis_s": min(times),
-            "evaluations": rows, "passes": passes, "floor_s": floor_s, "floor_evaluations": points,
-            "ratio": min(times) / floor_s, "analysis_peak_mb": max(peaks) / MB, "first_peak_mb": first_peak / MB,
-            "floor_peak_mb": floor_peak / MB, "memory": how, "threads": torch.get_num_threads()}
+            "evaluations": rows, "passes": passes, "runs": len(times), "floor_s": min(floor_times), "floor_evaluations": points,
+            "ratio": min(times) / min(floor_times), "analysis_peak_mb": max(peaks) / MB, "first_peak_mb": first_peak / MB,
+            "floor_peak_mb": max(floor_peaks) / MB, "memory": how, "threads": torch.get_num_threads()}
 
 
 # --------------------------------------------------------------------------- the parent
+
+
+class CaseFailed(RuntimeError):
+    """A case's child process failed; the message says which case and the child's last error line."""
 
 
 def _child(folder: Path, case: str, analysis: str, steps: int, repeat: int, tiny: bool, threads: int | None) -> dict:
@@ -253,7 +264,10 @@ def _child(folder: Path, case: str, analysis: str, steps: int, repeat: int, tiny
                          check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{case} / {analysis} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+        last = next((ln for ln in reversed(out.stderr.splitlines()) if ln.strip()), "no message")
+        killed = " (killed: out of memory?)" if out.returncode < 0 else ""
+        raise CaseFailed(f"{case} / {analysis} failed with exit code {out.returncode}{killed}: {last.strip()[:500]}; "
+                         f"run it alone with --cases {case} --analyses {analysis} to see all of its output")
     return json.loads(lines[-1])
 
 
@@ -320,7 +334,11 @@ def main(argv: list[str] | None = None) -> int:
                 folders[kind] = writer(Path(tmp) / ("vit-b16" if kind == "vit" else "bert-base"), args.tiny)
             for analysis in analyses:
                 steps = args.steps_512 if case == "bert-512" else args.steps
-                rows.append(_child(folders[kind], case, analysis, steps, args.repeat, args.tiny, args.threads))
+                try:
+                    rows.append(_child(folders[kind], case, analysis, steps, args.repeat, args.tiny, args.threads))
+                except CaseFailed as e:
+                    print(f"zooscope bench user: {e}", file=sys.stderr)
+                    return 1
                 if not args.json:
                     print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     report = {"rows": rows, "load_start": load_start, "load_end": load_line(), "loadavg_end": os.getloadavg(),

@@ -13,7 +13,7 @@ import pytest
 from bench import user_models as um
 
 ROW_FIELDS = {"case", "analysis", "tokens", "path_points", "analysis_s", "first_s", "floor_s", "ratio", "evaluations",
-              "floor_evaluations", "passes", "analysis_peak_mb", "first_peak_mb", "floor_peak_mb", "memory", "threads", "parameters"}
+              "floor_evaluations", "passes", "analysis_peak_mb", "first_peak_mb", "floor_peak_mb", "runs", "memory", "threads", "parameters"}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,7 @@ def test_run_case_measures_the_analysis_and_its_floor(folders, case, analysis, p
     assert row["tokens"] == {"vit-b16": 17, "bert-128": 16, "bert-512": 32}[case]  # 4x4 patches + [CLS]; texts
     assert row["analysis_s"] > 0 and row["floor_s"] > 0 and row["first_s"] > 0
     assert row["ratio"] == pytest.approx(row["analysis_s"] / row["floor_s"])
+    assert row["runs"] == um.CHEAP_REPEAT  # tiny calls take milliseconds: timed 5 times, the fastest counts
     # the analysis runs the model on at least every path point, and not on many more
     assert points <= row["evaluations"] <= points + 4
     assert row["floor_evaluations"] == points and 1 <= row["passes"] <= row["evaluations"]
@@ -96,3 +97,17 @@ def test_cli_has_the_user_suite():
 
     args = parser().parse_args(["bench", "user", "--tiny"])
     assert args.suite == "user" and args.rest == ["--tiny"]
+
+
+def test_a_failing_case_gets_one_line_not_a_traceback(monkeypatch, capsys, tmp_path):
+    import subprocess
+
+    def failed(*args, **kwargs):
+        return subprocess.CompletedProcess(args, -9, stdout="", stderr="Traceback ...\nMemoryError: 3 GB\n")
+
+    monkeypatch.setattr(um, "write_vit", lambda folder, tiny=False: folder)
+    monkeypatch.setattr(um.subprocess, "run", failed)
+    assert um.main(["--tiny", "--cases", "vit-b16", "--analyses", "attention_maps"]) == 1
+    err = capsys.readouterr().err
+    assert "vit-b16 / attention_maps failed with exit code -9 (killed: out of memory?): MemoryError: 3 GB" in err
+    assert "Traceback" not in err and "--cases vit-b16 --analyses attention_maps" in err
