@@ -62,7 +62,7 @@ ANALYZERS: MappingProxyType[str, MethodSpec] = MappingProxyType({
         routing.SHAZEER_PAPER, frozenset({"routing"}), _IMAGE, "routing"),
     "token_routing": MethodSpec(
         "token_routing", "Expert routing per token (router logits)", token_routing.token_routing,
-        token_routing.TokenRoutingParams, routing.SHAZEER_PAPER, frozenset({"routing"}), frozenset({"text"}),
+        token_routing.TokenRoutingParams, routing.SHAZEER_PAPER, frozenset({"routing", "text"}), frozenset({"text"}),
         "routing"),
     "deletion_insertion": MethodSpec(
         "deletion_insertion", "Deletion and insertion curves", faithfulness.deletion_insertion,

@@ -69,6 +69,12 @@ def task_of(config: dict) -> str:
     return "sentence-encoder"
 
 
+def experts_of(config: dict) -> int:
+    """How many experts a mixture-of-experts config declares (0 for a dense model)."""
+    n = config.get("num_local_experts") or config.get("num_experts") or 0
+    return n if isinstance(n, int) else 0
+
+
 def _auto(task: str):
     import transformers
 
@@ -256,6 +262,8 @@ def folder_spec(folder: str | Path, name: str | None = None) -> ModelSpec:
         caps.add("text")
     if ins.has_attention and not generative:
         caps.add("attention")
+    if experts_of(config) > 1:  # Mixtral (num_local_experts), Qwen2-MoE and Switch (num_experts): router logits
+        caps.update({"routing", "text"})
     labels = _labels(config) if task in ("image-classifier", "text-classifier") else ()
     if task == "image-classifier":
         prep = image_prep(folder, config)

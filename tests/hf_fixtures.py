@@ -222,6 +222,21 @@ def tiny_gpt2_folder(tmp_path: Path, name: str = "tiny-gpt2") -> Path:
     return folder
 
 
+def tiny_mixtral_folder(tmp_path: Path, name: str = "tiny-mixtral") -> Path:
+    """A MixtralForCausalLM (mixture of experts: 2 layers, 4 experts, top-2) with a byte-level BPE tokenizer."""
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    tok = _bpe_tokenizer("gpt2")
+    _seed()
+    cfg = MixtralConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=1, num_local_experts=4, num_experts_per_tok=2,
+                        max_position_embeddings=64, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                        pad_token_id=tok.pad_token_id)
+    folder = _save(MixtralForCausalLM(cfg), tmp_path / name)
+    tok.save_pretrained(folder)
+    return folder
+
+
 ALL_FOLDERS = {
     "tiny-vit": tiny_vit_folder,
     "tiny-vit-gray": tiny_gray_vit_folder,

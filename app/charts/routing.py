@@ -99,3 +99,37 @@ def ablation_chart(labels: Sequence[str], before: np.ndarray, after: np.ndarray,
                         legend=alt.Legend(orient="bottom", title=None)),
         tooltip=[alt.Tooltip("class:N"), alt.Tooltip("model:N"), alt.Tooltip("accuracy:Q", format=".1%")],
     ).properties(width=360, height=200, autosize=PAD)
+
+
+def token_routing_frame(tokens: Sequence[str], experts: np.ndarray, weights: np.ndarray) -> pd.DataFrame:
+    """One row per (layer, token): its first-choice expert and gate, and all its choices as text.
+
+    ``experts`` / ``weights``: (L, T, k) for one sentence, T at least ``len(tokens)`` (real tokens first).
+    """
+    experts, weights = np.asarray(experts), np.asarray(weights, dtype=np.float64)
+    rows = [{"layer": l, "position": t, "token": f"{t}: {tok}", "expert": str(int(experts[l, t, 0])),
+             "gate": float(weights[l, t, 0]),
+             "experts": ", ".join(f"{int(e)} ({w:.3f})" for e, w in zip(experts[l, t], weights[l, t]))}
+            for l in range(experts.shape[0]) for t, tok in enumerate(tokens)]
+    return pd.DataFrame(rows)
+
+
+@built_fast
+def token_routing_chart(tokens: Sequence[str], experts: np.ndarray, weights: np.ndarray, n_experts: int,
+                        title: str = "", cell: int = 26) -> alt.LayerChart:
+    """Tokens (rows) x MoE layers (columns), each cell coloured by its first-choice expert and labelled with it.
+
+    The tooltip lists the token's k experts with their gate weights.
+    """
+    df = token_routing_frame(tokens, experts, weights)
+    order = list(dict.fromkeys(df["token"]))
+    base = alt.Chart(df, title=title).encode(
+        x=alt.X("layer:O", title="MoE layer", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("token:N", sort=order, title=None))
+    rect = base.mark_rect().encode(
+        color=alt.Color("expert:N", scale=expert_scale(n_experts), title="first expert"),
+        opacity=alt.Opacity("gate:Q", scale=alt.Scale(domain=[0, 1], range=[0.35, 1]), legend=None),
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("layer:O"), alt.Tooltip("experts:N", title="experts (gate)")])
+    text = base.mark_text(fontSize=11).encode(text="expert:N")
+    width = max(120, cell * int(df["layer"].nunique()))
+    return (rect + text).properties(width=width, height=cell * len(order), autosize=PAD)

@@ -87,6 +87,8 @@ def _prepare(args: argparse.Namespace):
     aliases = SEQUENCE_ALIASES if "sequence" in spec.capabilities else ALIASES
     if is_generative(spec):  # the user's seq2seq / causal-LM folders and SmolLM2 (issue 18)
         aliases = GENERATION_ALIASES
+    if "routing" in spec.capabilities and spec.input.modality == "text":  # the user's MoE folders (issue 19)
+        aliases = {**aliases, "routing": "token_routing"}
     entry = get_analyzer(aliases.get(args.analyzer, args.analyzer))
     if not entry.fits(spec):
         raise _Refused(f"{entry.label} does not fit {spec.name}; it fits: {', '.join(compatible(spec))}")

@@ -26,7 +26,8 @@ from analyzers.routing_results import token_name
 from app.charts.attribution import attribution_chart
 from app.charts.images import mosaic
 from app.charts.routing import ablation_chart, class_load_chart, load_bars_chart, routing_map_chart
-from app.links.catalogue import routing_models
+from app.features.routing_text import read_sentence
+from app.links.catalogue import is_text_model, routing_models
 from app.links.codec import (
     MAX_INDEX,
     InputRef,
@@ -79,6 +80,7 @@ class RoutingView:
     token: int = -1
     ablate: int = 0
     ig: Params = field(default_factory=_ig_params)
+    text: str = ""  # the sentence routed through a text MoE (the user's Mixtral / Qwen2-MoE / Switch folders)
     link: str | None = None
 
     @classmethod
@@ -95,7 +97,9 @@ class RoutingView:
         token = r.integer("token", -1, N_TOKENS - 1, -1, "token (0 = CLS, 1-49 = patches; -1 = the strongest)")
         ablate = r.integer("ablate", 0, MAX_INDEX, 0, "ablate (the expert removed)")
         ig = read_params(r, GateIGParams, "ig", fields=IG_FIELDS)
-        return cls(model, ref, block, expert, token, ablate, tuple((k, v) for k, v in ig if k in IG_FIELDS)), r.finish()
+        text = read_sentence(r) if is_text_model(model) else ""
+        return cls(model, ref, block, expert, token, ablate, tuple((k, v) for k, v in ig if k in IG_FIELDS),
+                   text), r.finish()
 
     def to_query(self) -> dict[str, str]:
         if self.link:
@@ -104,6 +108,8 @@ class RoutingView:
         for name, default in (("block", -1), ("expert", -1), ("token", -1), ("ablate", 0)):
             if getattr(self, name) != default:
                 query[name] = str(getattr(self, name))
+        if self.text:
+            query["text"] = self.text
         return {**query, **write_params(self.ig, _ig_params(), "ig")}
 
     def gate_params(self) -> Any:

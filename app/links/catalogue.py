@@ -97,8 +97,8 @@ def capsule_models() -> tuple[str, ...]:
 
 
 def routing_models() -> tuple[str, ...]:
-    """The mixture-of-experts models whose expert routing can be drawn."""
-    return models_for("routing")
+    """The mixture-of-experts models whose expert routing can be drawn: vit-moe, then the user's text MoE folders."""
+    return models_for("routing") + tuple(m for m in models_for("token_routing") if m not in models_for("routing"))
 
 
 def dataset_models() -> tuple[str, ...]:
