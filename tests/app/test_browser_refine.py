@@ -15,8 +15,9 @@ from tests.app.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _no_excep
 pytestmark = pytest.mark.browser
 
 # 32 noise baselines: each level of path points costs 32 evaluations per point, so the provisional map
-# stays on screen long enough to be seen on a CPU (a black baseline passes in ~0.1 s).
-URL = "/attribution?model=vit-dot&method=integrated_gradients&sample=17&baseline=uniform&baseline_draws=32"
+# stays on screen long enough to be seen on a CPU (a black baseline passes in ~0.1 s); capsnet, the zoo's slowest
+# classifier, keeps it there for seconds even on a fast machine (vit-dot passed in 0.75 s, before Vega drew it).
+URL = "/attribution?model=capsnet&method=integrated_gradients&sample=17&baseline=uniform&baseline_draws=32"
 
 # Records, at every change of the page, whether a provisional caption and how many heatmaps are shown.
 OBSERVER = """
