@@ -71,7 +71,10 @@ def gallery(items: Sequence[Curated], per_row: int = 4) -> None:
 
 def your_shares(limit: int = 8) -> None:
     """The analyses this browser shared, newest first, each a link (marked when published)."""
-    rows = share.shared_by(visitor(), limit)
+    rows, problem = share.shared_by_checked(visitor(), limit)
+    if problem:  # the store is down or misconfigured: say so, rather than "nothing shared"
+        messages.warning(f"Your shares cannot be listed right now. {problem}")
+        return
     if not rows:
         st.caption("Nothing shared from this browser yet. Use the Share button on any analysis; only you see "
                    "your shares here, unless you publish them.")

@@ -279,10 +279,16 @@ def restore_inputs(saved: SavedView, data: Any) -> None:
 
 def shared_by(owner: str, limit: int = 8) -> list[Any]:
     """The analyses ``owner`` shared (``app.runtime.store.SavedSummary``), newest first; [] for nobody or if unreadable."""
+    return shared_by_checked(owner, limit)[0]
+
+
+def shared_by_checked(owner: str, limit: int = 8) -> tuple[list[Any], str]:
+    """:func:`shared_by`, and "" or the reason (for people) why the store could not be read: a page can say
+    "cannot be listed right now" instead of "nothing shared" while the database is down."""
     try:
-        return store().recent(limit, owner=owner) if owner else []
-    except StoreError:
-        return []
+        return (store().recent(limit, owner=owner) if owner else []), ""
+    except StoreError as e:
+        return [], str(e)
 
 
 def published(limit: int = 8) -> list[Any]:

@@ -89,5 +89,18 @@ def test_a_bad_setting_gives_people_one_message_and_the_log_the_advice(monkeypat
         share.store()
     assert "sqlite:///abs/path" in caplog.text
     assert share.shared_by("someone") == [] and share.published() == [], "lists stay empty, the page still draws"
+    rows, problem = share.shared_by_checked("someone")  # ... and Home can say why, instead of "nothing shared"
+    assert rows == [] and problem.startswith("Shared analyses are unavailable")
     with pytest.raises(share.LinkProblem, match="Shared analyses are unavailable"):
         share.open_link("A" * 22)
+
+
+def test_home_says_the_shares_cannot_be_listed_while_the_store_is_unavailable(monkeypatch):
+    from tests.app.apptest import open_page
+
+    monkeypatch.setenv(STORE_URL_ENV, "mongodb://h/db")
+    at = open_page("home")
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("cannot be listed right now" in w and "unavailable" in w for w in warnings), warnings
+    assert not any("Nothing shared from this browser yet" in c.value for c in at.caption)
