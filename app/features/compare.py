@@ -18,13 +18,15 @@ from typing import Any, ClassVar
 import numpy as np
 import streamlit as st
 
-from app.features.attribution import attribution_heatmap
+from app.features.attribution import DEFAULT_TEXT, attribution_heatmap
 from app.features.compare_fairness import SCALE_LABELS, SCALES, agreement_note, agreement_table, scale_choice
+from app.features.compare_text import is_text, modality_problem
 from app.links.catalogue import (
-    attribution_methods, attribution_models, default_params, is_text_classifier_model, params_class, target_labels,
+    attribution_methods, attribution_models, default_params, params_class, target_labels,
 )
 from app.links.codec import (
-    InputRef, Params, Query, QueryReader, canonical, params_object, quote, read_params, saved_link, write_params,
+    InputRef, Params, Query, QueryReader, canonical, params_object, quote, read_params, read_text, saved_link,
+    write_params,
 )
 from app.runtime import compute
 from app.ui import messages, session
@@ -47,7 +49,7 @@ class Column:
 
     def __post_init__(self) -> None:
         if not self.params:  # canonical form: every field
-            object.__setattr__(self, "params", default_params(self.method))
+            object.__setattr__(self, "params", default_params(self.method, self.model))
 
     def text(self) -> str:
         return f"{self.model}:{self.method}"
@@ -57,7 +59,7 @@ class Column:
 
     def params_object(self) -> Any:
         """The validated params dataclass of this column's method."""
-        return params_object(params_class(self.method), self.params)
+        return params_object(params_class(self.method, self.model), self.params)
 
 
 DEFAULT_COLUMNS = (Column("vit-dot", "integrated_gradients"), Column("vit-dot", "saliency"),
@@ -69,7 +71,7 @@ MIN_COLUMNS, MAX_COLUMNS = 2, 4
 def _column_params(r: QueryReader, i: int, model: str, method: str) -> Params:
     """Column ``i``'s params from ``col<i>.<field>`` keys; each bad value is reported and left at its default."""
     before = len(r.problems)
-    params = read_params(r, params_class(method), f"col{i}")
+    params = read_params(r, params_class(method, model), f"col{i}")
     values = dict(params)
     labels = target_labels(model)
     if "target" in values and labels and not -1 <= int(values["target"]) < len(labels):
@@ -94,6 +96,7 @@ class CompareView:
     input: InputRef = InputRef()
     scale: str = "auto"  # one of SCALES: "auto" decides by the columns' units
     link: str | None = None
+    text: str = DEFAULT_TEXT  # the sentence when the columns are text classifiers (``?text=...``)
 
     @classmethod
     def from_query(cls, query: Query, uploads: Container[str] = ()) -> tuple[CompareView, tuple[str, ...]]:
@@ -106,7 +109,8 @@ class CompareView:
         columns = tuple(Column(c.model, c.method, _column_params(r, i, c.model, c.method))
                         for i, c in enumerate(columns))
         scale = r.choice("scale", SCALES, "auto", "colour scale")
-        return cls(columns, ref, scale), r.finish()
+        text = read_text(r, "text", DEFAULT_TEXT, "Text") if is_text([c.model for c in columns]) else DEFAULT_TEXT
+        return cls(columns, ref, scale, text=text), r.finish()
 
     @staticmethod
     def _read_columns(r: QueryReader) -> tuple[Column, ...]:
@@ -126,14 +130,19 @@ class CompareView:
                                   "vit-dot:integrated_gradients. Showing the default columns.")
                 return DEFAULT_COLUMNS
             columns.append(Column(model, method))
+        mixed = modality_problem([c.model for c in columns])
+        if mixed:
+            r.problems.append(f"{mixed} Showing the default columns.")
+            return DEFAULT_COLUMNS
         return tuple(columns)
 
     def to_query(self) -> dict[str, str]:
         if self.link:
             return {"id": self.link}
-        query = {**self.input.to_query(), "columns": ",".join(c.text() for c in self.columns)}
+        shown = {"text": self.text} if is_text([c.model for c in self.columns]) else self.input.to_query()
+        query = {**shown, "columns": ",".join(c.text() for c in self.columns)}
         for i, c in enumerate(self.columns):
-            query.update(write_params(c.params, default_params(c.method), f"col{i}"))
+            query.update(write_params(c.params, default_params(c.method, c.model), f"col{i}"))
         return {**query, **({"scale": self.scale} if self.scale != "auto" else {})}
 
 
@@ -141,8 +150,8 @@ class CompareView:
 
 
 def compare_models() -> tuple[str, ...]:
-    """The image models an attribution fits: the zoo's digit models and the user's image models (one modality)."""
-    return tuple(m for m in attribution_models() if not is_text_classifier_model(m))
+    """The models an attribution fits: image models (zoo and user), then text classifiers (one kind per comparison)."""
+    return attribution_models()  # one modality per comparison: see compare_text.modality_problem
 
 
 def pixels_for(model: str, pixels: np.ndarray) -> np.ndarray:
@@ -184,7 +193,7 @@ def column_picker(keys: session.WidgetKeys, i: int, prior: Column, host: Any = s
     method = host.selectbox(f"Method {i + 1}", methods, key=keys.key(f"col{i}.method", prior.method, methods),
                             format_func=method_label)
     cls = params_class(method, model)
-    current = prior.params_object() if prior.method == method else cls()
+    current = prior.params_object() if params_class(prior.method, prior.model) is cls and prior.method == method else cls()
     with host.expander(f"Parameters of column {i + 1}") as place:
         params = params_form(cls, current, keys, prefix=f"col{i}.{method}", labels=target_labels(model),
                              host=place)
