@@ -83,6 +83,7 @@ class ChunkResult:
     methods: tuple[str, ...] = ()
     seconds: float = 0.0
     worker: str = ""
+    words: np.ndarray | None = None  # text: (n,) object, each a tuple of readable words (attributions: their scores)
 
 
 def confidences(scores: torch.Tensor, spec) -> torch.Tensor:
@@ -95,8 +96,11 @@ def confidences(scores: torch.Tensor, spec) -> torch.Tensor:
 def analyse_chunk(model, spec, images: torch.Tensor | np.ndarray, labels: Sequence[int], index: Sequence[int],
                   params: DatasetParams = DatasetParams()) -> ChunkResult:
     """Predictions, IG with its completeness error, and deletion/insertion AUC per method, for one chunk."""
+    if "classifier" in spec.capabilities and spec.input.modality == "text":
+        return analyse_text_chunk(model, spec, images, labels, index, params)
     if "classifier" not in spec.capabilities or spec.input.modality != "image":
-        raise ParamError(f"whole-dataset analysis needs an image classifier; {spec.name} is a {spec.task} model")
+        raise ParamError(f"whole-dataset analysis needs an image classifier or a text classifier; {spec.name} is a "
+                         f"{spec.task} model")
     import time
 
     start = time.perf_counter()
@@ -130,6 +134,48 @@ def analyse_chunk(model, spec, images: torch.Tensor | np.ndarray, labels: Sequen
     )
 
 
+def analyse_text_chunk(model, spec, texts: Sequence[str], labels: Sequence[int], index: Sequence[int],
+                       params: DatasetParams = DatasetParams()) -> ChunkResult:
+    """Text: predictions, IG through the word embeddings (pad baseline) with its completeness error, and
+    each example's readable words with their attributions (no deletion curves: ``methods`` is empty)."""
+    import time
+
+    from .text_classification import TextIGParams, classifier_integrated_gradients
+    from .tokens import merge_scores
+
+    start = time.perf_counter()
+    texts = [str(t) for t in texts]
+    device = next(iter(model.parameters())).device
+    y = np.asarray(labels, dtype=np.int64)
+    with torch.no_grad():
+        enc = model.tokenize(texts)
+        scores = model.scores(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+    pred = scores.argmax(1).cpu().numpy().astype(np.int64)
+    target = np.where((y >= 0) & (params.explain == "label"), y, pred).astype(np.int64)
+    rel = np.full(len(texts), np.nan)
+    words = np.empty(len(texts), dtype=object)
+    attributions = np.empty(len(texts), dtype=object)
+    for t in sorted(set(target.tolist())):  # one IG call per explained class
+        rows = np.flatnonzero(target == t)
+        ig = classifier_integrated_gradients(model, spec, [texts[i] for i in rows], TextIGParams(
+            n_steps=params.n_steps, method=params.method, baseline="pad", target=int(t)))
+        for j, i in enumerate(rows.tolist()):
+            pieces = ig.tokens[j]
+            merged = [(w, v) for w, v in merge_scores(pieces, ig.attributions[j][: len(pieces)].tolist())
+                      if not w.special]
+            words[i] = tuple(w.text for w, _ in merged)
+            attributions[i] = np.asarray([v for _, v in merged], dtype=np.float64)
+            rel[i] = float(ig.rel_error[j])
+    n = len(texts)
+    return ChunkResult(
+        index=np.asarray(index, dtype=np.int64), label=y, prediction=pred,
+        confidence=confidences(scores, spec).double().cpu().numpy(), target=target, rel_error=rel,
+        attributions=attributions, deletion=np.zeros((n, 0)), insertion=np.zeros((n, 0)),
+        random_deletion=np.full(n, np.nan), random_insertion=np.full(n, np.nan), methods=(),
+        seconds=time.perf_counter() - start, words=words,
+    )
+
+
 # --------------------------------------------------------------------------- gather and summarise
 
 _PER_EXAMPLE = ("index", "label", "prediction", "confidence", "target", "rel_error", "attributions", "deletion",
@@ -146,6 +192,8 @@ def gather(chunks: Iterable[ChunkResult]) -> ChunkResult:
         raise ParamError("chunks of one job measured different methods")
     order = np.argsort(np.concatenate([c.index for c in chunks]), kind="stable")
     arrays = {k: np.concatenate([getattr(c, k) for c in chunks])[order] for k in _PER_EXAMPLE}
+    if chunks[0].words is not None:
+        arrays["words"] = np.concatenate([c.words for c in chunks])[order]
     return ChunkResult(**arrays, methods=methods, seconds=float(sum(c.seconds for c in chunks)))
 
 
@@ -199,13 +247,17 @@ def summarise(ex: ChunkResult, labels: Sequence[str]) -> DatasetSummary:
     known = ex.label >= 0
     truth, pred = ex.label[known], ex.prediction[known]
     confusion = np.bincount(truth * k + pred, minlength=k * k).reshape(k, k).astype(np.int64)
-    maps = np.zeros((k, *ex.attributions.shape[1:]), dtype=np.float64)
-    counts = np.zeros(k, dtype=np.int64)
-    for t, a in zip(ex.target.tolist(), ex.attributions):  # example order, float64
-        maps[t] += np.abs(a.astype(np.float64))
-        counts[t] += 1
-    with np.errstate(invalid="ignore"):
-        maps /= counts[:, None, None, None]
+    counts = np.bincount(ex.target, minlength=k).astype(np.int64)
+    extra = {}
+    if ex.words is not None:  # text: per class the words with the largest mean attribution, no maps
+        maps = np.zeros((k, 0), dtype=np.float64)
+        extra["class_words"] = token_means(ex.words, ex.attributions, ex.target.tolist(), k)
+    else:
+        maps = np.zeros((k, *ex.attributions.shape[1:]), dtype=np.float64)
+        for t, a in zip(ex.target.tolist(), ex.attributions):  # example order, float64
+            maps[t] += np.abs(a.astype(np.float64))
+        with np.errstate(invalid="ignore"):
+            maps /= counts[:, None, None, None]
     finite = ex.rel_error[np.isfinite(ex.rel_error)]
     return DatasetSummary(
         labels=tuple(labels), n=len(ex.index), n_labelled=int(known.sum()), correct=int((truth == pred).sum()),
@@ -213,6 +265,7 @@ def summarise(ex: ChunkResult, labels: Sequence[str]) -> DatasetSummary:
         methods=ex.methods, mean_deletion=np.array([_mean(ex.deletion[:, m]) for m in range(len(ex.methods))]),
         mean_insertion=np.array([_mean(ex.insertion[:, m]) for m in range(len(ex.methods))]),
         mean_random_deletion=_mean(ex.random_deletion), mean_random_insertion=_mean(ex.random_insertion),
+        extra=extra,
     )
 
 
@@ -229,6 +282,15 @@ def _num(x: float, digits: int = 6) -> float | None:
 def summary_json(summary: DatasetSummary) -> dict:
     """The command line's summary, every number rounded to 6 decimals: the same bytes from every engine."""
     low, high = summary.interval()
+    if "class_words" in summary.extra:  # text: top words per class instead of maps, no deletion curves
+        return {
+            "examples": summary.n, "labelled": summary.n_labelled,
+            "accuracy": _num(summary.accuracy), "accuracy_ci95": [_num(low), _num(high)],
+            "mean_rel_error": _num(summary.mean_rel_error),
+            "class_top_words": {lab: [[w, _num(m), c] for w, m, c in summary.extra["class_words"][i]]
+                                for i, lab in enumerate(summary.labels)},
+            "confusion": summary.confusion.tolist(),
+        }
     return {
         "examples": summary.n, "labelled": summary.n_labelled,
         "accuracy": _num(summary.accuracy), "accuracy_ci95": [_num(low), _num(high)],

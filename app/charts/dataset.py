@@ -78,3 +78,22 @@ def slice_chart(names: Sequence[str], accuracy: Sequence[float], counts: Sequenc
         tooltip=[alt.Tooltip("slice:N"), alt.Tooltip("accuracy:Q", format=".3f"), alt.Tooltip("examples:Q")])
     text = base.mark_text(dy=-6, fontSize=10).encode(y="accuracy:Q", text=alt.Text("examples:Q", format="d"))
     return alt.layer(bars, text).properties(width=max(160, 28 * len(df)), height=180, autosize=PAD)
+
+
+@built_fast
+def class_words_chart(rows: Sequence[Sequence[tuple[str, float, int]]], labels: Sequence[str]) -> alt.HConcatChart:
+    """Text: per class the words with the largest mean attribution (word, mean, count), one bar chart each."""
+    charts = []
+    for k, lab in enumerate(labels):
+        if not rows[k]:
+            continue
+        df = pd.DataFrame({"word": [r[0] for r in rows[k]], "mean attribution": [float(r[1]) for r in rows[k]],
+                           "count": [int(r[2]) for r in rows[k]]})
+        base = alt.Chart(df, title=f"toward {lab}").encode(
+            y=alt.Y("word:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False)),
+            x=alt.X("mean attribution:Q", title="mean IG"))
+        bars = base.mark_bar(color="#c8798f" if k % 2 else "#8fa8c8").encode(
+            tooltip=["word:N", alt.Tooltip("mean attribution:Q", format=".4f"), "count:Q"])
+        text = base.mark_text(align="left", dx=3, fontSize=10).encode(text=alt.Text("count:Q", format="d"))
+        charts.append(alt.layer(bars, text).properties(width=220, height=20 * len(df)))
+    return alt.hconcat(*charts).properties(autosize=PAD)

@@ -20,7 +20,8 @@ ANALYZERS = ("integrated_gradients",)
 def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", required=True, help="a zoo model name (or a user model's name or path)")
     s.add_argument("--analyzer", default="integrated_gradients", choices=ANALYZERS)
-    s.add_argument("--dataset", default="heldout", help="heldout, a named dataset, or a folder/.zip of images")
+    s.add_argument("--dataset", default="heldout",
+                   help="heldout, a named dataset, a folder/.zip of images, or a .csv/.jsonl of texts (text, label)")
     s.add_argument("--limit", type=int, default=200, help="analyse the first N examples (0: all)")
     s.add_argument("--engine", choices=("local", "ray"), default=None,
                    help="local process pool (default) or Ray (default when ZOOSCOPE_RAY_ADDRESS is set)")
@@ -40,15 +41,16 @@ def dataset_command(args: argparse.Namespace) -> int:
     from app.runtime.engines import RAY_ADDRESS_ENV
 
     spec = _spec(args.model)
-    if "classifier" not in spec.capabilities or spec.input.modality != "image":
+    text = spec.input.modality == "text"
+    if "classifier" not in spec.capabilities or spec.input.modality not in ("image", "text"):
         raise ValueError(f"{spec.name} is a {spec.task} model; whole-dataset analysis needs an image classifier "
-                         "(vit-*, capsnet)")
+                         "(vit-*, capsnet) or a text classifier (minilm-sentiment)")
     if args.limit < 0:
         raise ValueError("--limit must be 0 (all) or more")
     pairs = dict(p.split("=", 1) if "=" in p else (p, "") for p in args.param)
     params = params_from_mapping(DatasetParams, pairs)
     engine = args.engine or ("ray" if os.environ.get(RAY_ADDRESS_ENV) else "local")
-    data = load_dataset(args.dataset, tuple(spec.input.labels), args.limit or None)
+    data = load_dataset(args.dataset, tuple(spec.input.labels), args.limit or None, text=text)
     job = DatasetJob(args.model, data, params, tuple(spec.input.labels), engine=engine, workers=args.workers,
                      chunk=args.chunk).run()
     progress = job.progress()
@@ -61,7 +63,9 @@ def dataset_command(args: argparse.Namespace) -> int:
         lo, hi = out["accuracy_ci95"]
         print(f"{spec.name} on {data.name}: {out['examples']} examples, accuracy {out['accuracy']:.4f} "
               f"(95% CI {lo:.4f}-{hi:.4f}), mean rel_error {out['mean_rel_error']}")
-        for m in out["methods_ranked"]:
+        for lab, rows in out.get("class_top_words", {}).items():
+            print(f"  {lab:<10} top words: " + ", ".join(f"{w} ({m:+.3f})" for w, m, _ in rows[:8]))
+        for m in out.get("methods_ranked", ()):
             print(f"  {m:<22} deletion AUC {out['mean_deletion_auc'][m]:+.4f}  "
                   f"insertion AUC {out['mean_insertion_auc'][m]:+.4f}")
     print(f"{job.engine_description}: {progress.done} examples in {progress.elapsed_s:.1f} s "

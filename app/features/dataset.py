@@ -26,6 +26,7 @@ from analyzers.dataset import (
 )
 from app.charts.base import confusion_chart
 from app.charts.dataset import auc_distributions_chart, class_maps_chart, slice_chart
+from app.features import dataset_text
 from app.links import binding
 from app.links.catalogue import dataset_models
 from app.links.codec import Params, Query, QueryReader, canonical, defaults, params_object, read_params, saved_link
@@ -117,25 +118,38 @@ def run_settings(keys: session.WidgetKeys, seed: DatasetView, host: Any = st) ->
     return int(limit), engine, int(workers), canonical(params)
 
 
-def upload_dataset(keys: session.WidgetKeys, host: Any = st) -> Dataset | None:
-    """A zip of digit images uploaded by the visitor, read within the upload limits (None: none yet)."""
-    file = host.file_uploader("Dataset (.zip of images)", type=["zip", "csv", "jsonl"], key=keys.name("upload"),
-                              help="Digits in folders named by their label (3/a.png), or a labels.csv with "
-                                   "file,label and any extra columns to slice by")
-    if file is None:
-        return None
-    try:
-        return dataset_from_bytes(file.name, file.getvalue(), tuple(str(d) for d in range(10)), MAX_LIMIT)
-    except InputError as e:
-        messages.error(str(e))
-        return None
+@dataclass(frozen=True)
+class Upload:
+    """A visitor's file, read once the model (image or text classifier) is known."""
+
+    name: str
+    data: bytes
 
 
-def dataset_for(view: DatasetView, uploaded: Dataset | None, labels: tuple[str, ...]) -> Dataset | None:
-    if view.dataset == UPLOAD:
-        return uploaded.head(view.limit) if uploaded is not None else None
+def upload_dataset(keys: session.WidgetKeys, host: Any = st) -> Upload | None:
+    """A zip of digit images or a CSV/JSONL of texts uploaded by the visitor (None: none yet)."""
+    file = host.file_uploader("Dataset (.zip of images, .csv/.jsonl of texts)", type=["zip", "csv", "jsonl"],
+                              key=keys.name("upload"),
+                              help="Images: digits in folders named by their label (3/a.png), or a labels.csv with "
+                                   "file,label. Texts (text classifiers): columns text and label (the model's label "
+                                   "names). Extra columns become slices.")
+    return None if file is None else Upload(file.name, file.getvalue())
+
+
+def is_text_model(model: str) -> bool:
+    from model_zoo import get_spec
+
+    return get_spec(model).input.modality == "text"
+
+
+def dataset_for(view: DatasetView, uploaded: Upload | Dataset | None, labels: tuple[str, ...]) -> Dataset | None:
+    text = is_text_model(view.model)
     try:
-        return load_dataset(view.dataset, labels, view.limit)
+        if view.dataset == UPLOAD:
+            if isinstance(uploaded, Upload):
+                uploaded = dataset_from_bytes(uploaded.name, uploaded.data, labels, MAX_LIMIT, text=text)
+            return uploaded.head(view.limit) if uploaded is not None else None
+        return load_dataset(view.dataset, labels, view.limit, text=text)
     except InputError as e:
         messages.error(str(e))
         return None
@@ -183,6 +197,8 @@ def progress_panel(job: DatasetJob) -> None:
 def to_arrays(ex: ChunkResult, data: Dataset) -> dict[str, np.ndarray]:
     """What a share keeps: every per-example array, the held-out indices and extra columns."""
     out = {k: np.asarray(getattr(ex, k)) for k in _ARRAYS}
+    if dataset_text.is_text(ex):
+        out.update(dataset_text.encode(ex))
     out["methods"] = np.asarray(ex.methods, dtype=str)
     out["heldout"] = data.heldout[ex.index]
     out["names"] = np.asarray([data.names[i] for i in ex.index], dtype=str)
@@ -192,7 +208,10 @@ def to_arrays(ex: ChunkResult, data: Dataset) -> dict[str, np.ndarray]:
 
 
 def from_arrays(arrays: dict[str, np.ndarray]) -> tuple[ChunkResult, np.ndarray, dict[str, np.ndarray]]:
-    ex = ChunkResult(**{k: arrays[k] for k in _ARRAYS}, methods=tuple(str(m) for m in arrays["methods"]))
+    values = {k: arrays[k] for k in _ARRAYS}
+    if "words" in arrays:  # a text run
+        values.update(dataset_text.decode(arrays))
+    ex = ChunkResult(**values, methods=tuple(str(m) for m in arrays["methods"]))
     extra = {k.removeprefix("extra."): v for k, v in arrays.items() if k.startswith("extra.")}
     return ex, arrays["heldout"], extra
 
@@ -302,6 +321,9 @@ def results(view: DatasetView, ex: ChunkResult, heldout: np.ndarray, extra: dict
     confusion_panel(s)
     st.caption("Slices: accuracy within each group; the number above a bar is the group's size.")
     slices_panel(ex, labels, extra)
+    if dataset_text.is_text(ex):
+        dataset_text.text_results(ex, s, labels)
+        return
     st.subheader("Examples to look at", divider="gray")
     examples_panel(ex, heldout, labels, view.model, view.params_object())
     st.subheader("Mean |IG| per class", divider="gray")

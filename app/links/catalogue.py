@@ -102,10 +102,11 @@ def routing_models() -> tuple[str, ...]:
 
 
 def dataset_models() -> tuple[str, ...]:
-    """The image classifiers a whole-dataset analysis runs on (accuracy needs classes, IG needs gradients)."""
+    """The classifiers a whole-dataset analysis runs on (accuracy needs classes, IG needs gradients): digit
+    image classifiers, then text classifiers (CSV/JSONL texts; minilm-sentiment's held-out sentences)."""
     models = all_models()  # the held-out digits: models that read 1x28x28 with the ten digit labels
     return tuple(n for n in image_models(frozenset({"classifier", "gradients"}))
-                 if models[n].input.shape == (1, 28, 28) and len(models[n].input.labels) == 10)
+                 if models[n].input.shape == (1, 28, 28) and len(models[n].input.labels) == 10) + text_classifiers()
 
 
 def sequence_models() -> tuple[str, ...]:

@@ -6,8 +6,9 @@ Datasets:
   cover every class; each example keeps its held-out index (links open it on the Attribution page);
 - a folder or a ``.zip`` of images: labels from each image's parent folder (``3/a.png``) or from a
   ``labels.csv`` (``file,label[,more columns]``: the extra columns become slices);
-- a ``.csv`` / ``.jsonl`` of texts with a ``label`` column (read and checked; the zoo has no text
-  classifier, so analysing one is refused with a message).
+- a ``.csv`` / ``.jsonl`` of texts (columns ``text`` and ``label``, labels the model's label names;
+  more columns become slices), for text classifiers; ``heldout`` for a text classifier means the
+  held-out sentences of ``model_zoo.sentiment`` (minilm-sentiment's labels).
 
 Paths are named at serve time (``ZOOSCOPE_DATASETS=name=/path,...`` or ``zooscope serve --dataset
 PATH``); visitors may upload a zip or CSV within the upload limits. Nothing from a dataset is
@@ -58,6 +59,11 @@ class Dataset:
     names: tuple[str, ...]
     heldout: np.ndarray  # (N,) int64: index in the held-out split, -1 for other datasets
     extra: dict[str, tuple[str, ...]] = field(default_factory=dict)  # column -> value per example
+    texts: tuple[str, ...] = ()  # text datasets: the texts (images is then empty)
+
+    @property
+    def is_text(self) -> bool:
+        return bool(self.texts)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -66,7 +72,7 @@ class Dataset:
         if not limit or limit >= len(self):
             return self
         return Dataset(self.name, self.images[:limit], self.labels[:limit], self.names[:limit],
-                       self.heldout[:limit], {k: v[:limit] for k, v in self.extra.items()})
+                       self.heldout[:limit], {k: v[:limit] for k, v in self.extra.items()}, self.texts[:limit])
 
 
 def heldout_dataset(limit: int | None = None) -> Dataset:
@@ -80,6 +86,45 @@ def heldout_dataset(limit: int | None = None) -> Dataset:
                    tuple(f"sample:{i}" for i in order.tolist()), order.astype(np.int64))
 
 
+def heldout_texts(labels: tuple[str, ...], limit: int | None = None) -> Dataset:
+    """The held-out sentences of minilm-sentiment in a fixed shuffled order (seed 0), the first ``limit``."""
+    from model_zoo.sentiment import load_sentiment_split
+
+    if tuple(labels) != ("negative", "positive"):
+        raise InputError("the held-out sentences are labelled negative/positive; this model's labels are "
+                         f"{', '.join(labels)}: upload a CSV/JSONL of texts with its labels instead")
+    sentences, ys = load_sentiment_split().part("heldout")
+    order = np.random.default_rng(0).permutation(len(ys))[:limit]
+    return _text_dataset(HELDOUT, [sentences[i] for i in order], np.asarray(ys)[order], order.astype(np.int64))
+
+
+def _text_dataset(name: str, sentences: list[str], ys: np.ndarray, heldout: np.ndarray | None = None,
+                  extra: dict[str, tuple[str, ...]] | None = None) -> Dataset:
+    n = len(sentences)
+    return Dataset(name, np.zeros((n, 0), dtype=np.float32), np.asarray(ys, dtype=np.int64),
+                   tuple(f"text:{i}" for i in range(n)) if heldout is None else tuple(f"sentence:{i}" for i in heldout),
+                   np.full(n, -1, dtype=np.int64) if heldout is None else heldout, extra or {}, tuple(sentences))
+
+
+def text_dataset(name: str, data: bytes, labels: tuple[str, ...], limit: int | None = None) -> Dataset:
+    """A CSV/JSONL of texts for a text classifier: labels must be the model's label names (or empty)."""
+    sentences, raw, extra = _text_rows(name, data)
+    if len(sentences) > MAX_EXAMPLES:
+        raise InputError(f"{name} holds {len(sentences):,} texts; at most {MAX_EXAMPLES:,} are allowed")
+    ys = []
+    for n, (text, lab) in enumerate(zip(sentences, raw), 1):
+        lab = lab.strip()
+        if lab and lab not in labels:
+            raise InputError(f"{name} row {n}: label {lab!r} is not one of the model's labels "
+                             f"({', '.join(labels)}); use those names, or leave the label empty")
+        if not text.strip():
+            raise InputError(f"{name} row {n}: the text is empty; remove the row or fill it in")
+        ys.append(labels.index(lab) if lab else -1)
+    limit = limit or len(sentences)
+    return _text_dataset(Path(name).stem, sentences[:limit], np.asarray(ys[:limit], dtype=np.int64),
+                         extra={c: v[:limit] for c, v in extra.items()})
+
+
 def named_datasets() -> dict[str, str]:
     """Datasets the server was started with: ``ZOOSCOPE_DATASETS`` as ``name=path`` or bare paths, comma-separated."""
     out: dict[str, str] = {}
@@ -89,32 +134,42 @@ def named_datasets() -> dict[str, str]:
     return out
 
 
-def load_dataset(source: str, labels: tuple[str, ...], limit: int | None = None) -> Dataset:
-    """``heldout``, a named dataset, or a path (folder, .zip, .csv, .jsonl); ``limit`` examples at most."""
+def load_dataset(source: str, labels: tuple[str, ...], limit: int | None = None, *, text: bool = False) -> Dataset:
+    """``heldout``, a named dataset, or a path (folder, .zip, .csv, .jsonl); ``limit`` examples at most.
+
+    ``text``: the model is a text classifier (heldout: the held-out sentences; files: CSV/JSONL of texts)."""
     if source == HELDOUT:
-        return heldout_dataset(limit)
+        return heldout_texts(labels, limit) if text else heldout_dataset(limit)
     path = Path(named_datasets().get(source, source)).expanduser()
     if not path.exists():
         known = ", ".join([HELDOUT, *named_datasets()])
         raise InputError(f"no dataset {source!r}: not a file or folder, nor one of {known}")
     if path.is_dir():
+        if text:
+            raise InputError(f"{path.name} is a folder; a text classifier reads a .csv or .jsonl of texts")
         files = {str(p.relative_to(path)): p.read_bytes for p in sorted(path.rglob("*")) if p.is_file()}
         return _from_files(path.name, files, labels, limit)
     data = path.read_bytes() if path.stat().st_size <= MAX_ZIP_BYTES else b""
     if not data:
         raise InputError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; a dataset file may hold at most "
                          f"{MAX_ZIP_BYTES / 2**20:.0f} MB")
-    return dataset_from_bytes(path.name, data, labels, limit)
+    return dataset_from_bytes(path.name, data, labels, limit, text=text)
 
 
-def dataset_from_bytes(name: str, data: bytes, labels: tuple[str, ...], limit: int | None = None) -> Dataset:
+def dataset_from_bytes(name: str, data: bytes, labels: tuple[str, ...], limit: int | None = None, *,
+                       text: bool = False) -> Dataset:
     """A dataset from a file's bytes (an upload): a zip of images, or a CSV/JSONL of texts."""
+    if text:
+        if not name.lower().endswith((".csv", ".jsonl")):
+            raise InputError(f"{name} is not a CSV or JSONL file; a text classifier reads texts: upload a .csv "
+                             "or .jsonl with the columns text and label")
+        return text_dataset(name, data, labels, limit)
     if data[:4] == b"PK\x03\x04":
         return _from_zip(name, data, labels, limit)
     if name.lower().endswith((".csv", ".jsonl")):
-        texts(name, data, labels)  # checked, then refused: no text classifier to run it on
-        raise InputError(f"{name} holds texts; whole-dataset analysis runs on the digit classifiers, and the zoo "
-                         "has no text classifier. Use a zip or folder of digit images.")
+        texts(name, data, labels)  # checked, then refused: texts need a text classifier
+        raise InputError(f"{name} holds texts, and this model is an image classifier, no text classifier: choose "
+                         "minilm-sentiment (or another text classifier) for texts, or use a zip or folder of images.")
     raise InputError(f"{name} is not a zip of images, a CSV or a JSONL file; upload a .zip of PNG/JPEG digits "
                      "(in folders named by their label, or with a labels.csv)")
 
@@ -198,6 +253,12 @@ def _text(data: bytes, name: str) -> str:
 
 def texts(name: str, data: bytes, labels: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """A CSV or JSONL of texts: (texts, labels), checked (columns ``text`` and ``label``)."""
+    sentences, ys, _ = _text_rows(name, data)
+    return sentences, ys
+
+
+def _text_rows(name: str, data: bytes) -> tuple[list[str], list[str], dict[str, tuple[str, ...]]]:
+    """(texts, labels, extra columns) of a CSV or JSONL file, checked."""
     raw = _text(data, name)
     if name.lower().endswith(".jsonl"):
         rows = []
@@ -211,7 +272,9 @@ def texts(name: str, data: bytes, labels: tuple[str, ...] = ()) -> tuple[list[st
         rows = list(csv.DictReader(io.StringIO(raw)))
     if not rows or not all(isinstance(r, dict) and isinstance(r.get("text"), str) for r in rows):
         raise InputError(f"{name} needs a text field in every row (and a label to measure accuracy)")
-    return [r["text"] for r in rows], [str(r.get("label", "")) for r in rows]
+    columns = [c for c in rows[0] if c not in ("text", "label") and c]
+    extra = {c: tuple("" if r.get(c) is None else str(r.get(c)) for r in rows) for c in columns}
+    return [r["text"] for r in rows], ["" if r.get("label") is None else str(r.get("label")) for r in rows], extra
 
 
 # --------------------------------------------------------------------------- the job
@@ -278,7 +341,8 @@ class DatasetJob:
 
     def _slice(self, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         d, e = self.dataset, s + self.chunk
-        return d.images[s:e], d.labels[s:e], np.arange(s, min(e, len(d)), dtype=np.int64)
+        inputs = list(d.texts[s:e]) if d.is_text else d.images[s:e]
+        return inputs, d.labels[s:e], np.arange(s, min(e, len(d)), dtype=np.int64)
 
     def cancel(self) -> None:
         self._cancel.set()

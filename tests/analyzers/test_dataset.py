@@ -127,3 +127,48 @@ def test_params_bounds():
 def test_no_streamlit():
     code = "import sys, analyzers.dataset; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- text classifiers
+
+SENTIMENT = ("negative", "positive")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    import model_zoo
+
+    torch.set_num_threads(1)
+    return model_zoo.get_spec("minilm-sentiment"), model_zoo.load("minilm-sentiment", "cpu")
+
+
+def test_text_chunk_gives_words_and_an_order_independent_summary(minilm):
+    spec, model = minilm
+    texts = ["A wonderful, moving film.", "Dull and far too long.", "I loved every minute of it.",
+             "The plot makes no sense at all."]
+    y = np.array([1, 0, 1, -1])
+    params = DatasetParams(n_steps=8)
+    chunks = [analyse_chunk(model, spec, texts[:2], y[:2], [0, 1], params),
+              analyse_chunk(model, spec, texts[2:], y[2:], [2, 3], params)]
+    a, b = gather(chunks), gather(chunks[::-1])
+    with torch.no_grad():
+        enc = model.tokenize(texts)
+        pred = model.scores(enc["input_ids"], enc["attention_mask"]).argmax(1).numpy()
+    assert (a.prediction == pred).all() and a.methods == () and a.deletion.shape == (4, 0)
+    assert a.target[3] == a.prediction[3] and (a.target[:3] == y[:3]).all()  # no label: the predicted class
+    assert a.words[1][0].lower() == "dull" and len(a.words[1]) == len(a.attributions[1])
+    assert np.isfinite(a.rel_error).all()
+    js = summary_json(summarise(a, SENTIMENT))
+    assert json.dumps(js) == json.dumps(summary_json(summarise(b, SENTIMENT)))
+    assert js["labelled"] == 3 and "mean_deletion_auc" not in js and js["confusion"] == summarise(
+        a, SENTIMENT).confusion.tolist()
+    words = {w for w, _, _ in js["class_top_words"]["positive"]}
+    assert words and words <= {w for i in (0, 2) for w in a.words[i]} | set(a.words[3] if a.target[3] else ())
+
+
+def test_text_needs_a_classifier(minilm):
+    import model_zoo
+
+    spec = model_zoo.get_spec("vae-2d")
+    with pytest.raises(ParamError, match="image classifier or a text classifier"):
+        analyse_chunk(None, spec, ["hi"], [0], [0])
