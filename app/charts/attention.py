@@ -14,7 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from app.charts.base import DIVERGING, PAD, SEQUENTIAL, built_fast, cells, grid_frame, picture_layer
+from app.charts.base import PAD, SEQUENTIAL, built_fast, cells, grid_frame, picture_layer, token_boxes
 
 OVERLAY = "inferno"  # heat drawn over a digit
 
@@ -358,24 +358,9 @@ def token_attribution_frame(tokens: Sequence[str], scores: np.ndarray, per_line:
 
 
 def _token_row(df: pd.DataFrame, title: str, vmax: float, per_line: float, char_px: float) -> alt.LayerChart:
-    lines = int(df["line"].max()) + 1 if len(df) else 1
-    xs = alt.Scale(domain=[0, per_line], nice=False, zero=True)
-    ys = alt.Scale(domain=[0, lines], nice=False, reverse=True)
     tooltip = [alt.Tooltip("index:O", title="position"), alt.Tooltip("token:N"),
                alt.Tooltip("score:Q", title="attribution", format=".4f")]
-    base = alt.Chart(df, title=alt.Title(title, anchor="start")).transform_calculate(
-        line_top="datum.line + 0.1", line_end="datum.line + 0.9", mid="(datum.x + datum.x_end) / 2",
-        centre="datum.line + 0.5")
-    boxes = base.mark_rect(cornerRadius=3).encode(
-        x=alt.X("x:Q", scale=xs, axis=None), x2="x_end:Q", y=alt.Y("line_top:Q", scale=ys, axis=None), y2="line_end:Q",
-        color=alt.Color("score:Q", title="attribution",
-                        scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-vmax, vmax], domainMid=0, clamp=True),
-                        legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
-        tooltip=tooltip)
-    text = base.mark_text(fontSize=13, font="monospace").encode(
-        x=alt.X("mid:Q", scale=xs), y=alt.Y("centre:Q", scale=ys), text="token:N",
-        color=alt.condition("datum.strong", alt.value("white"), alt.value("#111")), tooltip=tooltip)
-    return alt.layer(boxes, text).properties(width=int(per_line * char_px), height=28 * lines)
+    return token_boxes(df, title, vmax, per_line, char_px, "token", tooltip)
 
 
 @built_fast

@@ -12,7 +12,18 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from app.charts.base import CANVAS, DIVERGING, IMAGE_SIZE, PAD, built_fast, cells, grey_uri, grid_frame, symmetric_max
+from app.charts.base import (
+    CANVAS,
+    DIVERGING,
+    IMAGE_SIZE,
+    PAD,
+    built_fast,
+    cells,
+    grey_uri,
+    grid_frame,
+    symmetric_max,
+    token_boxes,
+)
 from app.charts.images import as_picture, grid_factor, luminance, picture_uri, pool
 
 # Dataset names of the attribution chart. Its data lives in these named datasets and its colour
@@ -168,21 +179,6 @@ def word_attribution_chart(pieces: tuple[str, ...], scores: np.ndarray, title: s
     df = word_attribution_frame(pieces, scores, per_line)
     vmax = float(vmax) if vmax else max(1e-12, float(df["score"].abs().max()) if len(df) else 0.0)
     df["strong"] = df["score"].abs() > 0.6 * vmax
-    lines = int(df["line"].max()) + 1 if len(df) else 1
-    xs = alt.Scale(domain=[0, per_line], nice=False, zero=True)
-    ys = alt.Scale(domain=[0, lines], nice=False, reverse=True)
     tooltip = [alt.Tooltip("word:N"), alt.Tooltip("pieces:N", title="tokens"),
                alt.Tooltip("score:Q", title="attribution", format=".4g")]
-    base = alt.Chart(df, title=alt.Title(title, anchor="start")).transform_calculate(
-        line_top="datum.line + 0.1", line_end="datum.line + 0.9", mid="(datum.x + datum.x_end) / 2",
-        centre="datum.line + 0.5")
-    boxes = base.mark_rect(cornerRadius=3).encode(
-        x=alt.X("x:Q", scale=xs, axis=None), x2="x_end:Q", y=alt.Y("line_top:Q", scale=ys, axis=None), y2="line_end:Q",
-        color=alt.Color("score:Q", title="attribution",
-                        scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-vmax, vmax], domainMid=0, clamp=True),
-                        legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
-        tooltip=tooltip)
-    text = base.mark_text(fontSize=13, font="monospace").encode(
-        x=alt.X("mid:Q", scale=xs), y=alt.Y("centre:Q", scale=ys), text="word:N",
-        color=alt.condition("datum.strong", alt.value("white"), alt.value("#111")), tooltip=tooltip)
-    return alt.layer(boxes, text).properties(width=int(per_line * char_px), height=28 * lines, autosize=PAD)
+    return token_boxes(df, title, vmax, per_line, char_px, "word", tooltip).properties(autosize=PAD)

@@ -206,3 +206,25 @@ def confusion_chart(counts: np.ndarray, labels: Sequence[str], title: str = "", 
         color=alt.Color("count:Q", scale=alt.Scale(scheme="reds", type="symlog", domain=[0, most]), legend=None))
     text = base.mark_text(fontSize=10).encode(text=alt.condition(alt.datum.count > 0, "count:Q", alt.value("")))
     return alt.layer(cells, errors, text).properties(width=cell * k, height=cell * k, autosize=PAD)
+
+
+def token_boxes(df: pd.DataFrame, title: str, vmax: float, per_line: float, char_px: float, text: str,
+                tooltip: list) -> alt.LayerChart:
+    """Tokens or words laid out in lines as coloured boxes (signed scale centred at 0) with their text drawn by
+    Vega as plain text; ``df`` has x, x_end, line, score, strong and the ``text`` column."""
+    lines = int(df["line"].max()) + 1 if len(df) else 1
+    xs = alt.Scale(domain=[0, per_line], nice=False, zero=True)
+    ys = alt.Scale(domain=[0, lines], nice=False, reverse=True)
+    base = alt.Chart(df, title=alt.Title(title, anchor="start")).transform_calculate(
+        line_top="datum.line + 0.1", line_end="datum.line + 0.9", mid="(datum.x + datum.x_end) / 2",
+        centre="datum.line + 0.5")
+    boxes = base.mark_rect(cornerRadius=3).encode(
+        x=alt.X("x:Q", scale=xs, axis=None), x2="x_end:Q", y=alt.Y("line_top:Q", scale=ys, axis=None), y2="line_end:Q",
+        color=alt.Color("score:Q", title="attribution",
+                        scale=alt.Scale(scheme=DIVERGING, reverse=True, domain=[-vmax, vmax], domainMid=0, clamp=True),
+                        legend=alt.Legend(orient="bottom", format=".2g", gradientLength=160)),
+        tooltip=tooltip)
+    words = base.mark_text(fontSize=13, font="monospace").encode(
+        x=alt.X("mid:Q", scale=xs), y=alt.Y("centre:Q", scale=ys), text=f"{text}:N",
+        color=alt.condition("datum.strong", alt.value("white"), alt.value("#111")), tooltip=tooltip)
+    return alt.layer(boxes, words).properties(width=int(per_line * char_px), height=28 * lines)
